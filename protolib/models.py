@@ -1,0 +1,217 @@
+"""Backbones with a bias-free linear head, and the split of any GAP + linear CNN.
+
+The paper's reading of a CNN (Theorem 1) needs the network to end in global average pooling
+followed by one linear layer: ``x -> enc -> h (B,D,H,W) -> mean over pixels -> z (B,D) -> C``.
+:func:`split_gap_linear` finds that structure in any traceable model (ResNet, DenseNet,
+EfficientNet, MobileNetV2, RegNet, GoogLeNet, ...), returning the encoder and the head, and
+refuses with a clear message a model whose head is anything else (an MLP, a normalisation
+after pooling, pooling to more than one pixel).
+"""
+
+from __future__ import annotations
+
+import operator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+import torch.fx
+import torchvision
+from torch import nn
+
+
+class UnsupportedHeadError(ValueError):
+    """The model does not end in global average pooling followed by a single linear layer."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights were asked for but could not be loaded (no network, no local copy)."""
+
+
+@dataclass
+class GAPSplit:
+    """A CNN read as ``head(mean_pixels(encoder(x)))``.
+
+    ``encoder`` maps images (B,3,H,W) to the last feature map h (B,D,H',W'); ``head`` is the
+    final ``nn.Linear`` (weights C x D, rows = the classifier columns c_j of the paper).
+    Both share their parameters with the model they were taken from.
+    """
+
+    encoder: nn.Module
+    head: nn.Linear
+    head_name: str
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h: (B, D, H', W')."""
+        return self.encoder(x)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """z = global average of h: (B, D)."""
+        return self.encoder(x).mean(dim=(2, 3))
+
+
+_PASS_MODULES = (nn.Dropout, nn.Identity, nn.Flatten)
+_PASS_FUNCTIONS = (torch.flatten, torch.squeeze, torch.nn.functional.dropout, operator.getitem)
+_PASS_METHODS = ("flatten", "view", "reshape", "squeeze", "contiguous")
+
+
+def _is_global_pool(node: torch.fx.Node, gm: torch.fx.GraphModule) -> bool:
+    def to_one(size) -> bool:
+        return size == 1 or tuple(size) in ((1, 1), (1,))
+
+    if node.op == "call_module":
+        mod = gm.get_submodule(node.target)
+        return isinstance(mod, nn.AdaptiveAvgPool2d) and to_one(mod.output_size)
+    if node.op == "call_function" and node.target is torch.nn.functional.adaptive_avg_pool2d:
+        size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+        return to_one(size)
+    if node.op == "call_method" and node.target == "mean":
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return dims is not None and set(dims) in ({2, 3}, {-2, -1})
+    return False
+
+
+def _is_pass_through(node: torch.fx.Node, gm: torch.fx.GraphModule) -> bool:
+    if node.op == "call_module":
+        return isinstance(gm.get_submodule(node.target), _PASS_MODULES)
+    if node.op == "call_function":
+        return node.target in _PASS_FUNCTIONS
+    return node.op == "call_method" and node.target in _PASS_METHODS
+
+
+def _describe(node: torch.fx.Node, gm: torch.fx.GraphModule) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(gm.get_submodule(node.target)).__name__})"
+    return f"{node.name} ({node.op} {getattr(node.target, '__name__', node.target)})"
+
+
+def split_gap_linear(model: nn.Module) -> GAPSplit:
+    """Split ``model`` into an encoder (up to the last feature map) and its linear head.
+
+    Raises :class:`UnsupportedHeadError`, naming the offending layer, when the output is not a
+    single ``nn.Linear`` applied (through flatten / dropout / identity only) to the global average
+    of a feature map, because Theorem 1 does not hold for such models.
+    """
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as err:
+        raise UnsupportedHeadError(
+            f"could not trace {type(model).__name__} with torch.fx ({err}); build the split by hand "
+            "with GAPSplit(encoder=..., head=..., head_name=...)"
+        ) from err
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    last = output.args[0]
+    if not (isinstance(last, torch.fx.Node) and last.op == "call_module"
+            and isinstance(gm.get_submodule(last.target), nn.Linear)):
+        what = _describe(last, gm) if isinstance(last, torch.fx.Node) else type(last).__name__
+        raise UnsupportedHeadError(
+            f"{type(model).__name__}: the last operation is {what}, not a linear layer; "
+            "Theorem 1 needs global average pooling followed by one linear layer"
+        )
+    node = last.args[0]
+    while not _is_global_pool(node, gm):
+        if not _is_pass_through(node, gm):
+            raise UnsupportedHeadError(
+                f"{type(model).__name__}: between the pooling and the final linear layer "
+                f"{last.target!r} sits {_describe(node, gm)}; Theorem 1 only allows flatten, dropout "
+                "or identity there (an MLP or a normalisation after pooling breaks the identity), and "
+                "the pooling must be a global average"
+            )
+        node = node.args[0]
+    h_node = node.args[0]
+    graph = torch.fx.Graph()
+    remap: dict[torch.fx.Node, torch.fx.Node] = {}
+    graph.graph_copy(gm.graph, remap)
+    graph.output(remap[h_node])
+    encoder = torch.fx.GraphModule(gm, graph, class_name="Encoder")
+    encoder.graph.eliminate_dead_code()
+    encoder.delete_all_unused_submodules()
+    encoder.recompile()
+    encoder.train(model.training)
+    return GAPSplit(encoder=encoder, head=model.get_submodule(last.target), head_name=last.target)
+
+
+WEIGHTS = {
+    "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+    "resnet34": "ResNet34_Weights.IMAGENET1K_V1",
+    "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+}
+
+
+def _load_weights(arch: str):
+    weights = torchvision.models.get_weight(WEIGHTS.get(arch, f"{arch}.DEFAULT"))
+    return weights
+
+
+def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool = False) -> nn.Module:
+    """A torchvision CNN whose head is replaced by ``nn.Linear(D, num_classes, bias=False)``.
+
+    As in the KMEx reference, the head has no bias, so a logit is exactly z . c_j.
+    ``pretrained=True`` loads ImageNet weights through torchvision's ``weights=`` enums (from
+    torch's hub cache when present, else downloaded); offline without a cached copy it raises
+    :class:`WeightsUnavailableError` saying where to put the file.
+    """
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"unknown torchvision architecture {arch!r}")
+    weights = _load_weights(arch) if pretrained else None
+    try:
+        model = torchvision.models.get_model(arch, weights=weights)
+    except Exception as err:  # URLError, OSError, ... when offline
+        url = getattr(weights, "url", "?")
+        hub = torch.hub.get_dir()
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {arch} could not be loaded ({err.__class__.__name__}: {err}). "
+            f"Offline, download {url} elsewhere and put it in {hub}/checkpoints/, "
+            "or use the quick profile (random initialisation)."
+        ) from err
+    split = split_gap_linear(model)
+    new_head = nn.Linear(split.head.in_features, num_classes, bias=False)
+    parent_name, _, leaf = split.head_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, leaf, new_head)
+    return model
+
+
+@contextmanager
+def capture(model: nn.Module, layers: Sequence[str | nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``layers`` (dotted names or modules) during forward passes.
+
+    >>> model = build_model("resnet18", 10).eval()
+    >>> with capture(model, ["layer2", "layer4"]) as acts:
+    ...     _ = model(torch.zeros(1, 3, 64, 64))
+    >>> [tuple(acts[k].shape) for k in ("layer2", "layer4")]
+    [(1, 128, 8, 8), (1, 512, 2, 2)]
+
+    The hooks are removed when the block ends, even on error.
+    """
+    named = {}
+    for layer in layers:
+        if isinstance(layer, str):
+            try:
+                named[layer] = model.get_submodule(layer)
+            except AttributeError:
+                names = [n for n, _ in model.named_children()]
+                raise ValueError(f"{type(model).__name__} has no module {layer!r}; top-level modules: {names}") from None
+        else:
+            name = next((n for n, m in model.named_modules() if m is layer), None)
+            if name is None:
+                raise ValueError("the module given is not part of the model")
+            named[name] = layer
+    store: dict[str, torch.Tensor] = {}
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out, key=key: store.__setitem__(key, out))
+        for key, module in named.items()
+    ]
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def block_outputs(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Outputs of ``layers`` for the batch ``x`` (one forward pass, no gradient)."""
+    with torch.no_grad(), capture(model, layers) as acts:
+        model(x)
+    return dict(acts)
