@@ -100,7 +100,18 @@ def is_available(name: str, root: str | Path | None = None) -> bool:
     return True
 
 
+def first_available(*names: str, root: str | Path | None = None) -> str:
+    """The first of ``names`` whose files are present (e.g. ``first_available("mnist", "digits")``).
+
+    Chapters use it to run on the best data at hand while always running offline.
+    """
+    for name in names:
+        if is_available(name, root=root):
+            return name
+    raise DatasetNotFoundError(names[-1], root or data_root(), "none of the datasets asked for is present")
+
+
 __all__ = [
     "DatasetNotFoundError", "DatasetSpec", "LabelledImages", "TensorImages", "REGISTRY",
-    "register", "available", "get_spec", "load", "is_available", "IMAGENET_MEAN", "IMAGENET_STD",
+    "register", "available", "get_spec", "load", "is_available", "first_available", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
