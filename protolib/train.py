@@ -200,7 +200,7 @@ def load_or_train(
     recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))
     spec = data.get_spec(dataset)
     key = cache_key(dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
-                    recipe=asdict(recipe), image_size=spec.image_size)
+                    recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version)
     root = Path(cache_dir) if cache_dir is not None else config.cache_root()
     path = root / "models" / f"{dataset}-{arch}-{prof.name}-seed{seed}-{key}.pt"
 
