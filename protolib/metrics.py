@@ -105,6 +105,24 @@ def rescale_to_class_norm(prototypes, prototype_labels, z, y) -> torch.Tensor:
     return unit(P) * scale[:, None]
 
 
+def neighbour_agreement(prototypes, prototype_labels, z, y, n_neighbours: int = 10) -> np.ndarray:
+    """Share (K,) of each prototype's ``n_neighbours`` nearest embeddings (Euclidean) in its class.
+
+    A prototype that lies inside its class's cluster scores near 1; one that sits among other
+    classes, or far from all data, scores what its surroundings give. This is the measurable
+    form of the paper's remark on Figure 2 (KMEx prototypes lie in their clusters, the c_j
+    rarely do), computed in embedding space rather than in the 2-d UMAP picture.
+    """
+    P = _as_tensor(prototypes)
+    Z = _as_tensor(z).to(P.device)
+    labels_z = torch.as_tensor(_np(y), device=P.device)
+    labels_p = torch.as_tensor(_np(prototype_labels), device=P.device)
+    if not 1 <= n_neighbours <= len(Z):
+        raise ValueError(f"n_neighbours must be in [1, {len(Z)}], got {n_neighbours}")
+    idx = torch.cdist(P, Z).topk(n_neighbours, dim=1, largest=False).indices     # (K, n)
+    return (labels_z[idx] == labels_p[:, None]).double().mean(1).cpu().numpy()
+
+
 def accuracy(y_true, y_pred) -> float:
     """Plain top-1 accuracy in percent (no Hungarian matching, unlike the KMEx code)."""
     y_true, y_pred = _np(y_true), _np(y_pred)
@@ -129,5 +147,5 @@ def train_test_accuracy(predict, z_train, y_train, z_test, y_test) -> TrainTest:
     return TrainTest(accuracy(y_train, predict(z_train)), accuracy(y_test, predict(z_test)))
 
 
-__all__ = ["Alignment", "TrainTest", "accuracy", "alignment_cosines", "rescale_to_class_norm",
+__all__ = ["Alignment", "TrainTest", "accuracy", "alignment_cosines", "neighbour_agreement", "rescale_to_class_norm",
            "train_test_accuracy", "unit"]

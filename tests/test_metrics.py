@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from protolib.metrics import accuracy, alignment_cosines, rescale_to_class_norm, train_test_accuracy
+from protolib.metrics import (accuracy, alignment_cosines, neighbour_agreement, rescale_to_class_norm,
+                              train_test_accuracy)
 
 
 def test_alignment_on_hand_made_vectors():
@@ -60,3 +61,13 @@ def test_accuracy_helpers():
         accuracy([0, 1], [0])
     r = train_test_accuracy(lambda z: (np.asarray(z) > 0).astype(int), [-1, 1], [0, 1], [2, -3], [1, 1])
     assert (r.train, r.test) == (100.0, 50.0)
+
+
+def test_neighbour_agreement_counts_own_class_neighbours():
+    z = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    # prototype of class 0 at 0.4 -> neighbours 0, 1, 2 (classes 0, 0, 1); class 1 at 10.6 -> 11, 10, 2
+    share = neighbour_agreement(np.array([[0.4], [10.6]]), [0, 1], z, y, n_neighbours=3)
+    np.testing.assert_allclose(share, [2 / 3, 1.0])
+    with pytest.raises(ValueError, match="n_neighbours"):
+        neighbour_agreement(np.zeros((1, 1)), [0], z, y, n_neighbours=6)
