@@ -62,6 +62,20 @@ def embed(
     return Embeddings(torch.cat(zs), torch.cat(logits), torch.cat(labels))
 
 
+def fingerprint(dataset: Dataset) -> str:
+    """A short hash of a dataset's content: its labels, and its pixels when held in memory.
+
+    Keys cached features, so that regenerated or replaced data never meets stale features.
+    """
+    import hashlib
+
+    h = hashlib.sha256(torch.as_tensor(dataset.targets).numpy().tobytes())
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor):
+        h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def embed_cached(
     trained,
     dataset: str,
@@ -75,14 +89,15 @@ def embed_cached(
 
     ``trained`` is the :class:`protolib.train.TrainResult` of the backbone. The cache file sits
     beside the checkpoint (``<cache>/features/``) and is keyed by the checkpoint's name, its
-    training record (a retrained checkpoint gets new features), the dataset, split and seed.
+    training record (a retrained checkpoint gets new features), the dataset, split and seed, and
+    the data's :func:`fingerprint`.
     """
     from . import data
     from .train import cache_key, load_or_build
 
     ds = data.load(dataset, split, seed=seed)
     key = cache_key(checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
-                    seed=seed, title=ds.title, n=len(ds))
+                    seed=seed, title=ds.title, data=fingerprint(ds))
     path = trained.path.parent.parent / "features" / f"{trained.path.stem}-{split}-{key}.pt"
 
     def build() -> dict:

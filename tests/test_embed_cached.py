@@ -26,3 +26,14 @@ def test_embed_cached_matches_embed_and_reads_the_cache(tmp_path, monkeypatch):
     monkeypatch.undo()
     features.embed_cached(trained, "digits", "test", progress=False)
     assert len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 2
+
+
+def test_fingerprint_sees_pixels_and_labels():
+    ds = data.load("digits", "test")
+    before = features.fingerprint(ds)
+    assert before == features.fingerprint(data.load("digits", "test"))
+    ds.images[0, 0, 0, 0] ^= 1
+    assert features.fingerprint(ds) != before
+    ds.images[0, 0, 0, 0] ^= 1
+    ds.targets[0] = (ds.targets[0] + 1) % 10
+    assert features.fingerprint(ds) != before
