@@ -127,7 +127,8 @@ def accuracy(y_true, y_pred) -> float:
     """Plain top-1 accuracy in percent (no Hungarian matching, unlike the KMEx code)."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
-        raise ValueError(f"y_true and y_pred must be non-empty 1-d arrays of one length; got {y_true.shape}, {y_pred.shape}")
+        raise ValueError("y_true and y_pred must be non-empty 1-d arrays of one length; "
+                         f"got {y_true.shape} and {y_pred.shape}")
     return 100.0 * float((y_true == y_pred).mean())
 
 

@@ -132,7 +132,8 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
     """
     rows = list(rows)
     n = inspection.neighbours.shape[1]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * figsize_per_image, len(rows) * figsize_per_image), squeeze=False)
+    size = (n * figsize_per_image, len(rows) * figsize_per_image)
+    fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False)
     for r, k in enumerate(rows):
         label = _np(prototype_labels)[k]
         name = class_names[label] if class_names is not None else label
@@ -142,7 +143,8 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
             if i >= 0:
                 img = dataset.denormalize(dataset[int(i)][0]).permute(1, 2, 0).cpu().numpy()
                 ax.imshow(img)
-        axes[r, 0].set_ylabel(f"{name} #{k}\nn={inspection.cluster_sizes[k]}", fontsize=7, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(f"{name} #{k}\nn={inspection.cluster_sizes[k]}", fontsize=7, rotation=0,
+                              ha="right", va="center")
     fig.tight_layout(pad=0.2)
     return fig
 
