@@ -169,6 +169,7 @@ def make_spec(name: str = "birds", num_classes: int = 20, image_size: int = 64) 
         name, num_classes, image_size, MEAN, STD, build,
         f"synthetic birds with part masks and attributes, {num_classes} classes, {image_size} px (generated)",
         HOW_TO_GET,
+        version=f"generator-{GENERATOR_VERSION}",  # a redrawn dataset never reuses a stale checkpoint
     )
 
 
