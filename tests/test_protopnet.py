@@ -25,6 +25,9 @@ class TinySet(Dataset):
     def __getitem__(self, i):
         return self.x[i], int(self.targets[i])
 
+    def denormalize(self, x):
+        return torch.sigmoid(x)
+
 
 def tiny_model(classes: int = 3, per_class: int = 2, dim: int = 5, seed: int = 0) -> ProtoPNet:
     """Conv (stride 2) + batch-norm + ReLU backbone: 8x8 images -> 4x4 grid of 4 channels."""
@@ -329,7 +332,46 @@ def test_alignment_cosines_match_their_definition(mode):
     assert res.out == pytest.approx(torch.stack(outside).mean().item(), rel=1e-5)
 
 
+def test_mean_mode_equals_protolib_metrics_on_averaged_latents():
+    from protolib import metrics
+
+    ds, model = TinySet(), tiny_model()
+    ours = protopnet.alignment_cosines(model, ds, mode="mean")
+    ref = metrics.alignment_cosines(model.prototypes.detach()[:, :, 0, 0], model.prototype_class,
+                                    _latents(model, ds, 24).mean((2, 3)), ds.targets)
+    assert ours.class_ == pytest.approx(ref.class_mean, abs=1e-7) and ours.out == pytest.approx(ref.out_mean, abs=1e-7)
+
+
+def test_figures_draw_what_they_are_given():
+    import matplotlib
+    matplotlib.use("Agg")
+    from protolib.protopnet import viz
+
+    ds, model = TinySet(), tiny_model()
+    state = protopnet.run_schedule(model, ds, ds, tiny_recipe(), progress=False)
+    push = state.results["push@2"]
+    fig = viz.show_prototypes(ds, push, per_class=2, classes=[0, 2])
+    assert len(fig.axes) == 4 and fig.axes[3].get_title() == f"p5 <- #{int(push.image_index[5])}"
+    e = protopnet.explain(model, ds.x[1], top=2)
+    fig = viz.show_explanation(ds.x[1], ds, e, push, ds, model.last_layer.weight.detach())
+    assert len(fig.axes) == 6 and f"{float(e.logits[e.predicted]):.3f}" in fig._suptitle.get_text()
+    fig = viz.plot_history(state.results)
+    assert len(fig.axes[0].lines) == 3                       # warm-up, joint, last layer
+
+
 def test_class_out_means_by_hand():
     cos = torch.tensor([[1.0, 0.0], [0.5, -1.0], [0.0, 0.2]])       # 3 images x 2 prototypes
     inside, outside = protopnet.class_out_means(cos, torch.tensor([0, 0, 1]), torch.tensor([0, 1]))
     assert torch.allclose(inside, torch.tensor([0.75, 0.2])) and torch.allclose(outside, torch.tensor([0.0, -0.5]))
+
+
+@pytest.mark.slow
+def test_load_or_train_end_to_end_on_tiny_birds_and_from_cache():
+    recipe = tiny_recipe(per_class=1, dim=8, batch_size=20, test_batch_size=20, push_batch_size=20)
+    run = protopnet.load_or_train("birds", recipe=recipe, init="random", progress=False, n_train=2, n_test=1)
+    assert list(run.state.results) == ["warm_up1-1", "joint2-2", "push@2", "last_layer@2"]
+    assert run.key["data_options"] == {"n_train": 2, "n_test": 1} and run.key["init"] == "random"
+    assert torch.equal(run.push.label, torch.arange(20)) and not run.model.training
+    again = protopnet.load_or_train("birds", recipe=recipe, init="random", progress=False, n_train=2, n_test=1)
+    assert not changed(snapshot(run.model), snapshot(again.model))
+    assert again.state.results["joint2-2"].history == run.state.results["joint2-2"].history

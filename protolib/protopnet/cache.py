@@ -77,7 +77,9 @@ def run_step(step: Step, model: ProtoPNet, train_set, push_set, recipe: ProtoPNe
         opt = state.optimizer_state if step.kind == "joint" else None
         res = stage(model, train_set, recipe, epochs=step.epochs, first_epoch=step.start, seed=seed,
                     device=device, progress=progress, optimizer_state=opt)
-        return {**res.to_dict(), "optimizer_state": res.optimizer_state if step.kind == "joint" else None}
+        later_joint = any(s.kind == "joint" and s.start >= step.stop for s in recipe.schedule())
+        keep = step.kind == "joint" and later_joint   # Adam state only where a later joint step resumes it
+        return {**res.to_dict(), "optimizer_state": res.optimizer_state if keep else None}
 
     meta = cache.run(step.name, fn) if cache is not None else fn()
     if step.kind == "push":
@@ -134,11 +136,13 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
         res = cnn_train.load_or_train(dataset, profile=prof.name, seed=seed, device=device, progress=progress)
         cnn, origin = copy.deepcopy(res.model).cpu(), {"cnn": res.path.name, "cnn_test_accuracy": res.meta["test_accuracy"]}
     elif init in ("imagenet", "random"):
-        cnn, origin = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet"), {}
+        cnn, origin = None, {}
     else:
         raise ValueError(f"init must be 'cnn', 'imagenet' or 'random', got {init!r}")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
+        if cnn is None:
+            cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
         model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.per_class, recipe.dim)
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
            "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size}
