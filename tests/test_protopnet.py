@@ -250,6 +250,16 @@ def test_last_layer_on_reused_distances_is_the_same_optimisation():
     assert not torch.equal(a.last_layer.weight, tiny_model().last_layer.weight)
 
 
+def test_warm_up_on_reused_backbone_features_is_the_same_optimisation():
+    ds = TinySet()
+    a, b = tiny_model(), tiny_model()
+    protopnet.warm_up(a, ds, tiny_recipe(), epochs=2, progress=False)
+    protopnet.warm_up(b, ds, tiny_recipe(), epochs=2, progress=False, reuse_features=True)
+    for k, v in snapshot(a).items():
+        torch.testing.assert_close(v, snapshot(b)[k], rtol=1e-4, atol=1e-5)
+    assert changed(snapshot(tiny_model()), snapshot(b)) >= {"prototypes", "add_on.0.weight"}
+
+
 def test_warm_up_freezes_backbone_and_last_layer_and_is_seeded():
     ds = TinySet()
     model = tiny_model()

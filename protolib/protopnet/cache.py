@@ -73,10 +73,12 @@ def run_step(step: Step, model: ProtoPNet, train_set, push_set, recipe: ProtoPNe
             res = last_layer(model, train_set, recipe, seed=seed, device=device, progress=progress,
                              reuse_features=train_set is push_set)
             return {**res.to_dict(), "optimizer_state": None}
-        stage = warm_up if step.kind == "warm_up" else joint
-        opt = state.optimizer_state if step.kind == "joint" else None
-        res = stage(model, train_set, recipe, epochs=step.epochs, first_epoch=step.start, seed=seed,
-                    device=device, progress=progress, optimizer_state=opt)
+        if step.kind == "warm_up":
+            res = warm_up(model, train_set, recipe, epochs=step.epochs, first_epoch=step.start, seed=seed,
+                          device=device, progress=progress, reuse_features=train_set is push_set)
+        else:
+            res = joint(model, train_set, recipe, epochs=step.epochs, first_epoch=step.start, seed=seed,
+                        device=device, progress=progress, optimizer_state=state.optimizer_state)
         later_joint = any(s.kind == "joint" and s.start >= step.stop for s in recipe.schedule())
         keep = step.kind == "joint" and later_joint   # Adam state only where a later joint step resumes it
         return {**res.to_dict(), "optimizer_state": res.optimizer_state if keep else None}

@@ -124,18 +124,41 @@ def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, se
     return result
 
 
+@torch.no_grad()
+def backbone_features(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=None,
+                      progress: bool = False, amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone outputs (N, D_b, H', W') float32 and labels (N,) of ``dataset`` in order, on the CPU."""
+    device = config.get_device(device)
+    model.to(device).backbone.eval()
+    fs, ys = [], []
+    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc="backbone", disable=not progress, leave=False):
+        with _autocast(device, amp):
+            fs.append(model.backbone(x.to(device)).float().cpu())
+        ys.append(torch.as_tensor(y))
+    return torch.cat(fs), torch.cat(ys)
+
+
 def warm_up(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
             first_epoch: int = 0, seed: int = 0, device=None, progress: bool = True,
-            optimizer_state: dict | None = None) -> StageResult:
-    """Train the add-on and the prototypes on a frozen backbone (``recipe.warm_epochs`` by default)."""
+            optimizer_state: dict | None = None, reuse_features: bool = False) -> StageResult:
+    """Train the add-on and the prototypes on a frozen backbone (``recipe.warm_epochs`` by default).
+
+    The backbone's output for an image never changes during warm-up; with ``reuse_features=True``
+    it is computed once (same updates, far faster). Only valid when ``train_set`` has no random
+    augmentation; it holds N x D_b x H' x W' floats in memory.
+    """
     device = config.get_device(device)
     model.to(device)
+    dataset, forward = None, None
+    if reuse_features:
+        dataset = TensorDataset(*backbone_features(model, train_set, recipe.test_batch_size, device, progress, recipe.amp))
+        forward = lambda f: model.forward_latent(model.add_on(f))  # noqa: E731
     set_trainable(model, backbone=False, add_on=True, prototypes=True, last_layer=False)
     groups = [{"params": model.add_on.parameters(), "lr": recipe.warm_lr["add_on"], "weight_decay": recipe.weight_decay},
               {"params": [model.prototypes], "lr": recipe.warm_lr["prototypes"]}]
     lrs = [recipe.warm_lr["add_on"], recipe.warm_lr["prototypes"]]
     return _run(model, train_set, recipe, "warm_up", groups, recipe.warm_epochs if epochs is None else epochs,
-                first_epoch, lambda e: lrs, seed, device, progress, optimizer_state)
+                first_epoch, lambda e: lrs, seed, device, progress, optimizer_state, forward, dataset)
 
 
 def joint(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int, first_epoch: int | None = None,
