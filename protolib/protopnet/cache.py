@@ -147,7 +147,7 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
         model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.per_class, recipe.dim)
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
-           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size}
+           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size, "data_version": spec.version}
     return model, key
 
 
