@@ -385,3 +385,36 @@ def test_load_or_train_end_to_end_on_tiny_birds_and_from_cache():
     again = protopnet.load_or_train("birds", recipe=recipe, init="random", progress=False, n_train=2, n_test=1)
     assert not changed(snapshot(run.model), snapshot(again.model))
     assert again.state.results["joint2-2"].history == run.state.results["joint2-2"].history
+
+
+class NoisyTinySet(TinySet):
+    """TinySet with random noise on every access: an augmented training set (global RNG)."""
+
+    def __getitem__(self, i):
+        return self.x[i] + 0.1 * torch.randn(3, 8, 8), int(self.targets[i])
+
+
+def test_augmented_schedule_paper_path_is_seeded_and_keeps_stages_apart():
+    train_set, push_set = NoisyTinySet(), TinySet()
+    recipe = tiny_recipe()
+    runs = []
+    for _ in range(2):
+        model = tiny_model()
+        state = protopnet.run_schedule(model, train_set, push_set, recipe, seed=5, progress=False)
+        runs.append((snapshot(model), state))
+    assert not changed(runs[0][0], runs[1][0])                        # augmentation drawn from the seed
+    push = runs[0][1].results["push@2"]
+    assert torch.equal(push.label, tiny_model().prototype_class)
+    # the last layer trained on augmented images, full forward passes: still only the last layer moved
+    model = tiny_model()
+    before = snapshot(model)
+    protopnet.last_layer(model, train_set, recipe, epochs=1, progress=False)
+    assert changed(before, snapshot(model)) == {"last_layer.weight"}
+
+
+def test_paper_profile_trains_on_augmented_images_and_pushes_on_plain_ones():
+    train_set, push_set, test_set = protopnet.datasets_for("birds", "paper", n_train=1, n_test=1)
+    assert train_set is not push_set and train_set.augment is not None and push_set.augment is None
+    assert test_set.augment is None and len(push_set) == 20
+    quick = protopnet.datasets_for("birds", "quick", n_train=1, n_test=1)
+    assert quick[0] is quick[1]
