@@ -37,21 +37,23 @@ class StageCache:
         self.steps: list[str] = []
         self.last_from_cache = False
 
-    def path(self) -> Path:
-        key = cnn_train.cache_key(**self.key, steps=self.steps)
-        return self.root / f"{self.label}-{len(self.steps):02d}-{self.steps[-1]}-{key}.pt"
+    def path(self, steps: list[str]) -> Path:
+        """Checkpoint file of the state after ``steps``."""
+        key = cnn_train.cache_key(**self.key, steps=steps)
+        return self.root / f"{self.label}-{len(steps):02d}-{steps[-1]}-{key}.pt"
 
     def run(self, name: str, fn: Callable[[], dict]) -> dict:
-        self.steps.append(name)
+        steps = self.steps + [name]
 
         def build() -> dict:
             meta = fn()
             return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "meta": meta}
 
         with torch.random.fork_rng():
-            ckpt, self.last_from_cache = cnn_train.load_or_build(self.path(), build)
+            ckpt, self.last_from_cache = cnn_train.load_or_build(self.path(steps), build)
         if self.last_from_cache:
             self.model.load_state_dict(ckpt["state_dict"])
+        self.steps = steps
         return ckpt["meta"]
 
 
