@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import data_root
-from . import cub, digits, mnist, stl10
+from . import birds, cub, digits, mnist, stl10
 from .base import DatasetNotFoundError, DatasetSpec, LabelledImages, TensorImages
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,6 +54,8 @@ register(DatasetSpec(
     "CUB-200-2011 (5,994 train / 5,794 test), bounding-box crops at 224 px",
     cub.HOW_TO_GET,
 ))
+
+register(birds.make_spec("birds", birds.DEFAULTS["num_classes"], birds.DEFAULTS["image_size"]))
 
 
 def available() -> list[str]:
