@@ -330,16 +330,18 @@ class ExplanationMaps:
 
 
 @torch.no_grad()
-def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor) -> tuple[dict[str, ExplanationMap], dict]:
+def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
+                extra_layers: Sequence[str] = ()) -> tuple[dict[str, ExplanationMap], dict]:
     """Explain ``x`` with several fitted block sets of the same model in one forward pass.
 
-    Returns ({name: ExplanationMap}, {layer: output}) where the outputs are every captured layer.
+    Returns ({name: ExplanationMap}, {layer: output}) with the outputs of every layer used and
+    of ``extra_layers``.
     """
     models = {id(e.model) for e in explainers.values()}
     if len(models) != 1:
         raise ValueError("explain_all needs explainers of one and the same model")
     first = next(iter(explainers.values()))
-    layers = sorted({n for e in explainers.values() for n in e.layers})
+    layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
     with capture(first.model, layers) as acts:
         first.model(x.to(first.device))
     return {k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts)
