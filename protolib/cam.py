@@ -106,8 +106,8 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     """
     first = next(iter(explainers.values()))
     head = split_gap_linear(first.model).head
-    names = sorted(explainers, key=lambda n: explainers[n].grid_[0] * explainers[n].grid_[1])
     outs, acts = explain_all(explainers, x, extra_layers=(last_layer,))
+    names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
     h = acts[last_layer]
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))
     tgt = logits.argmax(1) if target is None else torch.as_tensor(target, device=h.device).expand(len(h))
