@@ -106,7 +106,8 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     """
     first = next(iter(explainers.values()))
     head = split_gap_linear(first.model).head
-    outs, acts = explain_all(explainers, x, extra_layers=(last_layer,))
+    multi = explain_all(explainers, x, extra_layers=(last_layer,))
+    outs, acts = multi.maps, multi.activations
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
     h = acts[last_layer]
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))

@@ -27,7 +27,6 @@ goes in batches of images and chunks of pixels.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -39,78 +38,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from . import config
+from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
 from .kmeans import assign, kmeans
 from .models import capture
-
-BLOCK_SETS: dict[str, tuple[str, ...]] = {
-    "B4": ("layer4",),
-    "B34": ("layer3", "layer4"),
-    "B234": ("layer2", "layer3", "layer4"),
-    "B1234": ("layer1", "layer2", "layer3", "layer4"),
-}
-NORMS = ("pixel", "block")
-
-
-def resolve_blocks(blocks: str | Sequence[str]) -> tuple[str, ...]:
-    """Layer names of a block set: ``"B234"`` -> ``("layer2", "layer3", "layer4")`` (torchvision
-    ResNet naming, any ``B`` + digits works); a list of dotted module names is returned as is."""
-    if isinstance(blocks, str):
-        if blocks in BLOCK_SETS:
-            return BLOCK_SETS[blocks]
-        if re.fullmatch(r"B[1-9]+", blocks):
-            return tuple(f"layer{d}" for d in blocks[1:])
-        return (blocks,)
-    names = tuple(blocks)
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"blocks must be a block-set name or a non-empty list of layer names, got {blocks!r}")
-    return names
-
-
-def block_set_name(layers: Sequence[str]) -> str:
-    """``("layer2", "layer3", "layer4")`` -> ``"B234"``; other names are joined with ``+``."""
-    if all(re.fullmatch(r"layer[1-9]", n) for n in layers):
-        return "B" + "".join(n[-1] for n in layers)
-    return "+".join(layers)
-
-
-def _size(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Eq. 7: bilinear interpolation (align_corners=False) of x (B, D, H, W) to ``size``."""
-    size = _size(size)
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def normalise(u: torch.Tensor, norm: str = "pixel", eps: float = 1e-12) -> torch.Tensor:
-    """Eq. 8 for one block u (B, D_b, H, W): u / (D_b * ||u||), ``norm`` = ``"pixel"`` or ``"block"``.
-
-    ``"pixel"``: ||u_r|| over channels, per pixel; ``"block"``: the Frobenius norm of the block of
-    each image. An all-zero pixel (or block) stays zero.
-    """
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    dims = (1,) if norm == "pixel" else (1, 2, 3)
-    length = torch.linalg.vector_norm(u, dim=dims, keepdim=True).clamp_min(eps)
-    return u / (u.shape[1] * length)
-
-
-def composite(acts: Sequence[torch.Tensor], size: int | tuple[int, int] | None = None,
-              norm: str = "pixel", eps: float = 1e-12) -> torch.Tensor:
-    """Eq. 7-8: h-check (B, sum_b D_b, H', W') from block outputs x^(b) (B, D_b, H_b, W_b).
-
-    ``size`` defaults to the largest grid among the blocks (the shallowest one).
-    """
-    if not acts:
-        raise ValueError("composite needs at least one block output")
-    if any(a.ndim != 4 or a.shape[0] != acts[0].shape[0] for a in acts):
-        raise ValueError(f"block outputs must be (B, D, H, W) with one batch size, got {[tuple(a.shape) for a in acts]}")
-    if size is None:
-        size = max((tuple(a.shape[-2:]) for a in acts), key=lambda s: s[0] * s[1])
-    return torch.cat([normalise(upsample(a.float(), size), norm, eps) for a in acts], dim=1)
 
 
 def class_scores(counts: torch.Tensor, k_per_class: int) -> torch.Tensor:
@@ -221,13 +151,6 @@ class ExplanationMaps:
         yield from tqdm(loader, desc=desc, disable=not self.progress, leave=False)
 
     # --- fitting -------------------------------------------------------------------------
-    def _class_pixels(self, dataset: Dataset, idx: torch.Tensor) -> torch.Tensor:
-        """Pixel vectors (n * R', D) of the images ``idx``, image-major then row-major."""
-        feats = [self.features(x) for x, _ in self._batches(dataset, idx.tolist())]
-        h = torch.cat(feats)
-        self.grid_, self.input_size_ = tuple(h.shape[-2:]), tuple(dataset[int(idx[0])][0].shape[-2:])
-        return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
-
     def _fit_class(self, x: torch.Tensor, c: int) -> tuple[torch.Tensor, float, int]:
         """k-means of one class's pixel vectors x (M, D) (after the optional pixel subsample)."""
         gen = torch.Generator().manual_seed(_seed(self.random_state, c))
@@ -246,22 +169,21 @@ class ExplanationMaps:
             idx = idx[torch.randperm(len(idx), generator=gen)[: self.max_images_per_class]].sort().values
         return idx
 
+    def _fit_class_acts(self, acts: Mapping[str, torch.Tensor], idx: torch.Tensor, c: int) -> tuple:
+        """Prototypes of class c from its block outputs, and the training pixel nearest to each."""
+        h = self.features_from(acts)
+        self.grid_ = tuple(h.shape[-2:])
+        x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        centers, inertia, n = self._fit_class(x, c)
+        near, dist = assign(centers, x, chunk_size=self.chunk_size)  # nearest pixel among the class's
+        r = self.grid_[0] * self.grid_[1]
+        img, pix = idx.to(near.device)[near // r], near % r
+        where = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1).cpu()
+        return centers, inertia, n, where, dist.cpu()
+
     def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
         """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
-        targets = torch.as_tensor(dataset.targets)
-        num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
-        protos, inertia, n_pix, patches, dists = [], [], [], [], []
-        for c in tqdm(range(num_classes), desc=f"{self.name} k-means", disable=not self.progress):
-            idx = self._class_indices(targets, c)
-            x = self._class_pixels(dataset, idx)
-            centers, i, n = self._fit_class(x, c)
-            near, d = assign(centers, x, chunk_size=self.chunk_size)  # nearest pixel of the class
-            r = self.grid_[0] * self.grid_[1]
-            img, pix = idx.to(near.device)[near // r], near % r
-            patches.append(torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1).cpu())
-            protos.append(centers), inertia.append(i), n_pix.append(n), dists.append(d.cpu())
-        self._set_fitted(protos, inertia, n_pix)
-        self.patch_index_, self.patch_distance_ = torch.cat(patches), torch.cat(dists)
+        fit_all({self.name: self}, dataset, num_classes)
         return self
 
     def fit_features(self, per_class: Iterable[torch.Tensor]) -> "ExplanationMaps":
@@ -312,11 +234,7 @@ class ExplanationMaps:
 
     def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
         """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
-        self._check_fitted()
-        parts = [self.explain(x) for x, _ in self._batches(dataset, indices, desc=f"{self.name} maps")]
-        return ExplanationMap(torch.cat([p.segments.cpu() for p in parts]),
-                              torch.cat([p.counts.int().cpu() for p in parts]),
-                              torch.cat([p.scores.cpu() for p in parts]), self.prototype_classes_.cpu())
+        return explain_dataset_all({self.name: self}, dataset, indices)[0][self.name]
 
     def predict(self, data: Dataset | torch.Tensor) -> torch.Tensor:
         """Eq. 10 predictions (N,) of a batch of images or of a dataset (on the CPU)."""
@@ -329,25 +247,93 @@ class ExplanationMaps:
         return 100.0 * (self.predict(dataset) == torch.as_tensor(dataset.targets)).float().mean().item()
 
 
+@dataclass
+class MultiExplanation:
+    """Several block sets on one batch: maps {name: ExplanationMap}, the captured block outputs
+    {layer: (B, D_b, H_b, W_b)} and the model's logits (B, C), all from one forward pass."""
+
+    maps: dict[str, ExplanationMap]
+    activations: dict[str, torch.Tensor]
+    logits: torch.Tensor
+
+
+def _shared(explainers: Mapping[str, ExplanationMaps]) -> ExplanationMaps:
+    if not explainers:
+        raise ValueError("no explainer given")
+    if len({id(e.model) for e in explainers.values()}) != 1:
+        raise ValueError("these explainers do not share one model")
+    return next(iter(explainers.values()))
+
+
 @torch.no_grad()
 def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
-                extra_layers: Sequence[str] = ()) -> tuple[dict[str, ExplanationMap], dict]:
-    """Explain ``x`` with several fitted block sets of the same model in one forward pass.
-
-    Returns ({name: ExplanationMap}, {layer: output}) with the outputs of every layer used and
-    of ``extra_layers``.
-    """
-    models = {id(e.model) for e in explainers.values()}
-    if len(models) != 1:
-        raise ValueError("explain_all needs explainers of one and the same model")
-    first = next(iter(explainers.values()))
+                extra_layers: Sequence[str] = ()) -> MultiExplanation:
+    """Explain ``x`` with several fitted block sets of the same model in one forward pass
+    (``extra_layers`` are captured too)."""
+    first = _shared(explainers)
     layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
     with capture(first.model, layers) as acts:
-        first.model(x.to(first.device))
-    return {k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts)
+        logits = first.model(x.to(first.device))
+    return MultiExplanation({k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts), logits)
+
+
+@torch.no_grad()
+def _class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx``, batched."""
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    for x, _ in ex._batches(dataset, idx.tolist()):
+        with capture(ex.model, layers) as acts:
+            ex.model(x.to(ex.device))
+        for n in layers:
+            out[n].append(acts[n])
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
+            num_classes: int | None = None) -> dict[str, ExplanationMaps]:
+    """Fit several block sets of one model with one forward pass per class (same image subsets).
+
+    The explainers must agree on ``max_images_per_class`` and ``random_state`` (the images of a
+    class are drawn once for all of them). Returns the explainers, fitted.
+    """
+    first = _shared(explainers)
+    if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
+        raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
+    targets = torch.as_tensor(dataset.targets)
+    num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
+    layers = sorted({n for e in explainers.values() for n in e.layers})
+    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
+    names = "+".join(explainers)
+    for c in tqdm(range(num_classes), desc=f"{names} k-means", disable=not first.progress):
+        idx = first._class_indices(targets, c)
+        acts = _class_activations(first, dataset, idx, layers)
+        for k, ex in explainers.items():
+            parts[k].append(ex._fit_class_acts(acts, idx, c))
+    for k, ex in explainers.items():
+        centers, inertia, n, where, dist = zip(*parts[k])
+        ex._set_fitted(list(centers), list(inertia), list(n))
+        ex.patch_index_, ex.patch_distance_ = torch.cat(where), torch.cat(dist)
+        ex.input_size_ = tuple(dataset[0][0].shape[-2:])
+    return dict(explainers)
+
+
+def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
+                        indices: Sequence[int] | None = None) -> tuple[dict[str, ExplanationMap], torch.Tensor]:
+    """Explanations of a dataset (or ``indices``) by several block sets, one forward pass per
+    batch: ({name: ExplanationMap}, logits (N, C)), on the CPU."""
+    first = _shared(explainers)
+    for ex in explainers.values():
+        ex._check_fitted()
+    batches = [explain_all(explainers, x) for x, _ in first._batches(dataset, indices, desc="explanation maps")]
+    cat = lambda k, f: torch.cat([f(b.maps[k]).cpu() for b in batches])  # noqa: E731
+    maps = {k: ExplanationMap(cat(k, lambda m: m.segments), cat(k, lambda m: m.counts.int()),
+                              cat(k, lambda m: m.scores), ex.prototype_classes_.cpu())
+            for k, ex in explainers.items()}
+    return maps, torch.cat([b.logits.float().cpu() for b in batches])
 
 
 __all__ = [
     "BLOCK_SETS", "NORMS", "resolve_blocks", "block_set_name", "upsample", "normalise", "composite",
-    "class_scores", "ExplanationMap", "ExplanationMaps", "explain_all",
+    "class_scores", "ExplanationMap", "ExplanationMaps", "MultiExplanation", "explain_all", "fit_all",
+    "explain_dataset_all",
 ]

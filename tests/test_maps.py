@@ -138,7 +138,9 @@ def test_resnet_shapes_norms_and_shared_forward_pass(norm):
     g = torch.Generator().manual_seed(1)
     for ex in (ex234, ex4):
         ex.fit_features([torch.randn(40, ex.features(x).shape[1], generator=g) for _ in range(3)])
-    both, acts = maps.explain_all({"B234": ex234, "B4": ex4}, x)
+    multi = maps.explain_all({"B234": ex234, "B4": ex4}, x)
+    both, acts = multi.maps, multi.activations
+    torch.testing.assert_close(multi.logits, model(x))
     assert set(acts) == {"layer2", "layer3", "layer4"}
     assert torch.equal(both["B234"].segments, ex234.explain(x).segments)
     assert both["B4"].segments.shape == (2, 2, 2) and both["B234"].scores.shape == (2, 3)
@@ -150,3 +152,20 @@ def test_cuda_keeps_tensors_on_the_device(fitted):
     ex.fit(TinyImages())
     out = ex.explain(TinyImages().images)
     assert out.segments.device.type == "cuda" and torch.equal(out.segments.cpu(), fitted.explain(TinyImages().images).segments)
+
+
+def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits():
+    net, ds = TinyNet(), TinyImages()
+    kw = dict(k_per_class=2, progress=False, random_state=1)
+    joint = maps.fit_all({"B34": maps.ExplanationMaps(net, "B34", **kw), "B234": maps.ExplanationMaps(net, "B234", **kw)}, ds)
+    for name, ex in joint.items():
+        alone = maps.ExplanationMaps(net, name, **kw).fit(ds)
+        assert torch.equal(ex.prototypes_, alone.prototypes_) and torch.equal(ex.patch_index_, alone.patch_index_)
+    out, logits = maps.explain_dataset_all(joint, ds, indices=[1, 2, 5])
+    torch.testing.assert_close(logits, net(ds.images[[1, 2, 5]]))
+    assert torch.equal(out["B234"].segments, joint["B234"].explain(ds.images[[1, 2, 5]]).segments)
+    with pytest.raises(ValueError, match="one max_images_per_class"):
+        maps.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
+                      "b": maps.ExplanationMaps(net, "B4")}, ds)
+    with pytest.raises(ValueError, match="share one model"):
+        maps.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
