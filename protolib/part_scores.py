@@ -10,11 +10,15 @@ displayed), then compared with the part ids (0 = background) pixel by pixel:
 * purity: the share of pixels whose prototype's majority part is their own part (a prototype
   that always falls on one part has purity 1). Purity grows with the number of segments, so it
   is reported beside a baseline with as many cells.
-* both again on bird pixels only (part id > 0), because background dominates the pixel count;
-* per-image NMI on bird pixels, averaged over images.
+* ARI: the adjusted Rand index, which is 0 in expectation for a segmentation unrelated to the
+  parts, whatever the numbers of segments and parts (NMI and purity are not corrected for chance);
+* all of these again on bird pixels only (part id > 0), because background dominates the count;
+* per-image NMI on bird pixels, averaged over images; and figure-ground NMI (segments against
+  bird / background).
 
-``grid_segments`` gives the baseline: each image cut into the cells of the same grid, with the
-cell index as the segment id (a segmentation that knows position but nothing about the image).
+Two baselines put the numbers in context: ``grid_segments`` cuts every image into the cells of
+the same grid (position only, nothing about the image), and ``shuffled`` gives every image the
+segments of another image (same statistics, no relation to this image's parts: chance level).
 """
 
 from __future__ import annotations
@@ -56,6 +60,19 @@ def nmi(table: torch.Tensor) -> float:
     return max(mi, 0.0) / max((ha + hb) / 2, 1e-300)
 
 
+def ari(table: torch.Tensor) -> float:
+    """Adjusted Rand index (Hubert & Arabie 1985) from a contingency table; 1.0 for identical partitions."""
+    t = table.double()
+    pairs = lambda v: (v * (v - 1) / 2).sum().item()  # noqa: E731
+    n = t.sum().item()
+    index, rows, cols = pairs(t), pairs(t.sum(1)), pairs(t.sum(0))
+    expected = rows * cols / max(n * (n - 1) / 2, 1.0)
+    top = (rows + cols) / 2
+    if top == expected:
+        return 1.0
+    return (index - expected) / (top - expected)
+
+
 def purity(table: torch.Tensor) -> float:
     """Share of items whose row (segment) majority column (part) is their own column."""
     return (table.max(1).values.sum() / table.sum().clamp_min(1)).item()
@@ -66,16 +83,21 @@ class PartAlignment:
     """Scores of one segmentation against the part masks (see the module docstring)."""
 
     nmi: float
+    ari: float
     purity: float
     nmi_bird: float
+    ari_bird: float
     purity_bird: float
     image_nmi_bird: float
-    n_segments_used: int
+    nmi_figure_ground: float
+    segments_used: int
+    segments_per_image: float
 
     def as_row(self) -> dict[str, float]:
-        return {"NMI": self.nmi, "purity": self.purity, "NMI (bird)": self.nmi_bird,
-                "purity (bird)": self.purity_bird, "per-image NMI (bird)": self.image_nmi_bird,
-                "segments used": self.n_segments_used}
+        return {"NMI": self.nmi, "ARI": self.ari, "purity": self.purity, "NMI bird": self.nmi_bird,
+                "ARI bird": self.ari_bird, "purity bird": self.purity_bird,
+                "per-image NMI bird": self.image_nmi_bird, "figure-ground NMI": self.nmi_figure_ground,
+                "segments per image": self.segments_per_image}
 
 
 def part_alignment(segments: torch.Tensor, masks: torch.Tensor) -> PartAlignment:
@@ -89,9 +111,11 @@ def part_alignment(segments: torch.Tensor, masks: torch.Tensor) -> PartAlignment
     bird = parts > 0
     table_bird = contingency(seg[bird], parts[bird], n_seg, n_parts)
     per_image = [nmi(contingency(s[m], p[m], n_seg, n_parts)) for s, p, m in zip(seg, parts, bird) if m.any()]
-    return PartAlignment(nmi(table), purity(table), nmi(table_bird), purity(table_bird),
-                         float(torch.tensor(per_image).mean()) if per_image else float("nan"),
-                         int((table.sum(1) > 0).sum()))
+    per_image_count = float(torch.tensor([len(s.unique()) for s in segments]).float().mean())
+    return PartAlignment(
+        nmi(table), ari(table), purity(table), nmi(table_bird), ari(table_bird), purity(table_bird),
+        float(torch.tensor(per_image).mean()) if per_image else float("nan"),
+        nmi(contingency(seg, bird.long(), n_seg, 2)), int((table.sum(1) > 0).sum()), per_image_count)
 
 
 def grid_segments(n: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -100,4 +124,14 @@ def grid_segments(n: int, grid: tuple[int, int]) -> torch.Tensor:
     return torch.arange(h * w).view(1, h, w).expand(n, h, w).clone()
 
 
-__all__ = ["upsample_segments", "contingency", "nmi", "purity", "PartAlignment", "part_alignment", "grid_segments"]
+def shuffled(segments: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Chance baseline: image i gets the segments of another image (a seeded cyclic shift of a
+    random order, so no image keeps its own map when there are at least two)."""
+    perm = torch.randperm(len(segments), generator=torch.Generator().manual_seed(seed))
+    out = torch.empty_like(segments)
+    out[perm] = segments[perm.roll(1)]
+    return out
+
+
+__all__ = ["upsample_segments", "contingency", "nmi", "ari", "purity", "PartAlignment", "part_alignment",
+           "grid_segments", "shuffled"]

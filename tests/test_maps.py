@@ -169,3 +169,20 @@ def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits
                       "b": maps.ExplanationMaps(net, "B4")}, ds)
     with pytest.raises(ValueError, match="share one model"):
         maps.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
+
+
+def test_load_or_fit_caches_the_fitted_state(tmp_path):
+    from protolib.maps_cache import load_or_fit
+
+    net, ds = TinyNet(), TinyImages()
+    make = lambda: {"B4": maps.ExplanationMaps(net, "B4", k_per_class=2, progress=False),  # noqa: E731
+                    "B234": maps.ExplanationMaps(net, "B234", k_per_class=2, progress=False)}
+    first, cached = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path)
+    again, cached_again = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path)
+    assert not cached and cached_again
+    for k in first:
+        assert torch.equal(first[k].prototypes_, again[k].prototypes_) and again[k].grid_ == first[k].grid_
+        assert torch.equal(first[k].explain(ds.images).segments, again[k].explain(ds.images).segments)
+    other, cached_other = load_or_fit({"B4": maps.ExplanationMaps(net, "B4", k_per_class=1, progress=False)},
+                                      ds, "tiny.pt", cache_dir=tmp_path)
+    assert not cached_other and len(other["B4"].prototypes_) == 2

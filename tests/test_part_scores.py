@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from protolib import maps, part_scores as ps
 from protolib.patches import patch_box, representative_patches
@@ -17,6 +17,8 @@ def test_nmi_and_purity_match_scikit_learn_and_hand_values():
     table = ps.contingency(a, b)
     assert table.sum() == 500 and table.shape == (6, 4)
     assert ps.nmi(table) == pytest.approx(normalized_mutual_info_score(b.numpy(), a.numpy()), abs=1e-10)
+    assert ps.ari(table) == pytest.approx(adjusted_rand_score(b.numpy(), a.numpy()), abs=1e-10)
+    assert ps.ari(torch.tensor([[4, 0], [0, 4]])) == pytest.approx(1.0)
     hand = torch.tensor([[3, 1], [0, 2]])  # segment 0: 3 of part 0, 1 of part 1; segment 1: 2 of part 1
     assert ps.purity(hand) == pytest.approx(5 / 6)
     assert ps.nmi(torch.tensor([[4, 0], [0, 4]])) == pytest.approx(1.0)
@@ -30,7 +32,8 @@ def test_part_alignment_of_perfect_and_grid_segmentations():
     perfect = masks[:, ::2, ::2].long() + 10  # segments on a 4x4 grid, ids shifted: only labels matter
     score = ps.part_alignment(perfect, masks)
     assert score.nmi == pytest.approx(1.0) and score.purity == 1.0 and score.purity_bird == 1.0
-    assert score.image_nmi_bird == pytest.approx(1.0) and score.n_segments_used == 3
+    assert score.image_nmi_bird == pytest.approx(1.0) and score.segments_used == 3 and score.ari == pytest.approx(1.0)
+    assert score.nmi_figure_ground < 1.0 and score.segments_per_image == 2.5  # image 1 has two bird segments
     grid = ps.grid_segments(2, (2, 2))
     assert grid.shape == (2, 2, 2) and grid[1].tolist() == [[0, 1], [2, 3]]
     base = ps.part_alignment(grid, masks)
@@ -40,6 +43,9 @@ def test_part_alignment_of_perfect_and_grid_segmentations():
     assert base.image_nmi_bird == pytest.approx(0.5) and base.nmi < score.nmi
     with pytest.raises(ValueError):
         ps.part_alignment(grid[:1], masks)
+    seg = torch.arange(5).view(5, 1, 1).expand(5, 2, 2)
+    mixed = ps.shuffled(seg, seed=0)
+    assert sorted(mixed[:, 0, 0].tolist()) == list(range(5)) and (mixed[:, 0, 0] != torch.arange(5)).all()
 
 
 def test_patch_boxes():
