@@ -78,6 +78,8 @@ def test_theorem1_on_a_trained_network():
     result = train.load_or_train("digits", recipe=train.Recipe(epochs=2), progress=False)
     assert result.meta["test_accuracy"] > 50
     x = torch.stack([data.load("digits", "test")[i][0] for i in range(32)])
+    x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear")  # 64 px: a 2 x 2 last block
+    assert sem.evidence_maps(result.model, x)[1].shape[2:] == (2, 2)
     check32 = sem.theorem1_check(result.model, x, torch.float32)
     check64 = sem.theorem1_check(result.model, x, torch.float64)
     assert check32.max_abs_error < 1e-4
