@@ -48,15 +48,15 @@ def test_masks_follow_the_geometry_of_a_centred_bird():
     species = make_species(20, 0)
     c = next(c for c in range(20) if species.value(c, "beak_shape") == "needle")
     g = torch.Generator().manual_seed(1)
-    size = 116  # 40 px per unit
+    size = 100  # 40 px per unit
     d = D.draw(_attrs(species, [c] * 8), size, g, occlusion=0.0, jitter=0.0)
-    unit, cx, cy = size / 2.9, size / 2, size / 2 + 0.05 * size
+    unit, cx, cy = size / D.UNITS_PER_IMAGE, size / 2, size / 2 + 0.05 * size
     for i in range(8):
-        flip = 1 if d.mask[i, int(cy - 0.36 * unit), int(cx + 1.1 * unit)] == part_id("beak") else -1
+        flip = 1 if d.mask[i, int(cy - 0.39 * unit), int(cx + 1.0 * unit)] == part_id("beak") else -1
         at = lambda u, v: int(d.mask[i, int(cy + v * unit), int(cx + flip * u * unit)])  # noqa: E731
         assert at(0.2, 0.2) == part_id("body") and at(-0.1, -0.1) == part_id("wing") and at(0.5, -0.3) == part_id("head")
-        assert at(0.65, -0.41) == part_id("eye") and at(1.1, -0.36) == part_id("beak")
-        assert at(0.1, 0.5) == part_id("legs") and at(0.0, -0.6) == 0 and at(-1.3, 0.0) == 0
+        assert at(0.70, -0.44) == part_id("eye") and at(1.0, -0.39) == part_id("beak")
+        assert at(0.1, 0.6) == part_id("legs") and at(0.0, -0.75) == 0 and at(-1.2, -0.5) == 0
 
 
 def test_every_class_in_both_splits_through_the_registry():

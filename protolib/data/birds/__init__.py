@@ -27,7 +27,7 @@ from ..base import DatasetSpec, TensorImages
 from .render import BACKGROUNDS, draw
 from .species import ATTRIBUTE_NAMES, ATTRIBUTES, CUB_PARTS, PART_NAMES, Species, make_species
 
-GENERATOR_VERSION = 1  # bump whenever the drawing changes, so cached splits are redrawn
+GENERATOR_VERSION = 2  # bump whenever the drawing changes, so cached splits are redrawn
 CHUNK = 256  # images drawn per call; fixed, because the random streams are per chunk
 SPLITS = {"train": 0, "test": 1}
 DEFAULTS = {"num_classes": 20, "image_size": 64, "n_train": 150, "n_test": 50}

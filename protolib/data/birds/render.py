@@ -21,19 +21,20 @@ from .species import ATTRIBUTES, PALETTE, PART_NAMES, attribute_index, part_id
 
 # Convex polygons (u, v) per shape value; a shape is the union of its polygons.
 BEAKS = {
-    "cone": [[(0.76, -0.47), (1.02, -0.37), (0.76, -0.26)]],
-    "needle": [[(0.78, -0.42), (1.28, -0.36), (0.78, -0.31)]],
-    "hooked": [[(0.76, -0.46), (1.00, -0.40), (1.10, -0.24), (0.78, -0.29)]],
+    "cone": [[(0.82, -0.53), (1.06, -0.40), (0.82, -0.27)]],
+    "needle": [[(0.84, -0.45), (1.20, -0.39), (0.84, -0.33)]],
+    "hooked": [[(0.82, -0.51), (1.02, -0.46), (1.10, -0.20), (0.84, -0.30)]],
 }
 TAILS = {
-    "short": [[(-0.40, -0.12), (-0.78, -0.08), (-0.78, 0.12), (-0.40, 0.08)]],
-    "long": [[(-0.40, -0.12), (-1.22, -0.04), (-1.22, 0.18), (-0.40, 0.08)]],
-    "forked": [[(-0.40, -0.10), (-1.12, -0.20), (-1.02, -0.04), (-0.40, 0.06)],
-               [(-0.40, -0.10), (-1.02, 0.18), (-1.12, 0.34), (-0.40, 0.06)]],
+    "short": [[(-0.45, -0.14), (-0.78, -0.10), (-0.78, 0.14), (-0.45, 0.10)]],
+    "long": [[(-0.45, -0.14), (-1.12, -0.06), (-1.12, 0.24), (-0.45, 0.10)]],
+    "forked": [[(-0.45, -0.12), (-1.08, -0.24), (-0.98, -0.04), (-0.45, 0.08)],
+               [(-0.45, -0.12), (-0.98, 0.20), (-1.08, 0.40), (-0.45, 0.08)]],
 }
-LEGS = [((0.06, 0.28), (0.12, 0.66)), ((0.12, 0.66), (0.26, 0.68)),
-        ((-0.12, 0.30), (-0.10, 0.66)), ((-0.10, 0.66), (0.04, 0.68))]
+LEGS = [((0.06, 0.36), (0.12, 0.72)), ((0.12, 0.72), (0.27, 0.74)),
+        ((-0.14, 0.36), (-0.12, 0.72)), ((-0.12, 0.72), (0.03, 0.74))]
 BACKGROUNDS = ("sky", "foliage", "ground")
+UNITS_PER_IMAGE = 2.5  # the image side in bird units at scale 1 (a bird is about 2.3 units long)
 
 
 @dataclass
@@ -69,11 +70,11 @@ def _u(b: int, g: torch.Generator, lo: float, hi: float) -> torch.Tensor:
 
 
 def sample_poses(b: int, size: int, g: torch.Generator, jitter: float = 1.0) -> Poses:
-    """Random placements: scale x0.85-1.1, rotation up to 20 degrees, shift up to 12 % of the
+    """Random placements: scale x0.9-1.1, rotation up to 15 degrees, shift up to 8 % of the
     image (all scaled by ``jitter``; ``jitter=0`` centres every bird) and a random flip."""
-    unit = size / 2.9 * (1 + jitter * _u(b, g, -0.15, 0.10))
-    shift = (size * 0.12 * jitter) * (2 * torch.rand(2, b, generator=g) - 1)
-    angle = math.radians(20) * jitter * (2 * torch.rand(b, generator=g) - 1)
+    unit = size / UNITS_PER_IMAGE * (1 + jitter * _u(b, g, -0.10, 0.10))
+    shift = (size * 0.08 * jitter) * (2 * torch.rand(2, b, generator=g) - 1)
+    angle = math.radians(15) * jitter * (2 * torch.rand(b, generator=g) - 1)
     flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
     return Poses(size / 2 + shift[0], size / 2 + 0.05 * size + shift[1], unit, angle, flip)
 
@@ -140,11 +141,11 @@ def part_masks(u, v, attrs: torch.Tensor) -> dict[str, torch.Tensor]:
     return {
         "tail": _shape(u, v, TAILS, tail, ATTRIBUTES[attribute_index("tail_shape")].values),
         "legs": legs,
-        "body": ellipse(u, v, 0.0, 0.0, 0.58, 0.34, -0.15),
-        "wing": ellipse(u, v, -0.12, -0.08, 0.46, 0.19, 0.22),
-        "head": ellipse(u, v, 0.56, -0.36, 0.25, 0.25),
+        "body": ellipse(u, v, 0.0, 0.0, 0.60, 0.40, -0.15),
+        "wing": ellipse(u, v, -0.12, -0.10, 0.50, 0.22, 0.22),
+        "head": ellipse(u, v, 0.58, -0.38, 0.30, 0.30),
         "beak": _shape(u, v, BEAKS, beak, ATTRIBUTES[attribute_index("beak_shape")].values),
-        "eye": ellipse(u, v, 0.65, -0.41, 0.065, 0.065),
+        "eye": ellipse(u, v, 0.70, -0.44, 0.07, 0.07),
     }
 
 
@@ -154,7 +155,7 @@ DRAW_ORDER = ("tail", "legs", "body", "wing", "head", "beak", "eye")
 def wing_pattern(u, v, pattern: torch.Tensor) -> torch.Tensor:
     """Where the wing shows its pattern colour: stripes across the wing, or a grid of spots."""
     c, s = math.cos(0.22), math.sin(0.22)
-    wu, wv = c * (u + 0.12) + s * (v + 0.08), -s * (u + 0.12) + c * (v + 0.08)
+    wu, wv = c * (u + 0.12) + s * (v + 0.10), -s * (u + 0.12) + c * (v + 0.10)
     stripes = torch.remainder(wu, 0.24) < 0.10
     su, sv = torch.remainder(wu, 0.26) - 0.13, torch.remainder(wv, 0.26) - 0.13
     spots = su * su + sv * sv < 0.075 ** 2
@@ -228,7 +229,7 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def draw(attrs: torch.Tensor, size: int, g: torch.Generator, occlusion: float = 0.3,
+def draw(attrs: torch.Tensor, size: int, g: torch.Generator, occlusion: float = 0.25,
          noise: float = 0.03, jitter: float = 1.0) -> Drawing:
     """Draw one bird per row of ``attrs`` (B, A) (attribute value indices) at ``size`` px.
 
