@@ -20,6 +20,7 @@ For a CNN read as blocks ``x -> x^(1) -> ... -> x^(B) = h`` (eq. 6), a *block se
   prototypes; the prediction is the class with the highest score (a tie goes to the lowest
   class index, ``torch.argmax``'s rule).
 
+The block-set names and eq. 7-8 live in :mod:`protolib.blocks` (re-exported here).
 Nothing holds every pixel of a dataset: features are computed class by class (optionally on a
 seeded subset of images and pixels), k-means runs on the device of the model, and assignment
 goes in batches of images and chunks of pixels.
@@ -102,7 +103,7 @@ class ExplanationMaps:
     random_state : seed; the seed of class c is derived from (random_state, c).
 
     Fitted attributes: ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
-    ``grid_`` (H', W'), ``block_dims_`` {layer: D_b}, ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
+    ``grid_`` (H', W'), ``input_size_`` (H, W), ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
     ``patch_index_`` (K, 3) = (dataset index, row, col) of the training pixel nearest to each
     prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
     """
