@@ -2,8 +2,9 @@
 
 Segments are drawn by nearest-neighbour upsampling (a segment is a set of grid cells, nothing is
 smoothed) with a colour per prototype; the colour of a prototype is the same in the map and
-around its representative patch. Importance maps are piecewise constant too and use a diverging
-map centred at 0: red = high, blue = low, as in the paper.
+around its representative patch. Importance maps are piecewise constant too, drawn by nearest
+neighbour with a diverging colour map over their own range: red = high, blue = low, as in the
+paper (the range is printed in the panel title).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from matplotlib import colors as mcolors
 from .maps import ExplanationMap
 from .patches import Patches
 
-PALETTE = [mcolors.to_rgb(c) for c in plt.get_cmap("tab10").colors] + \
-          [mcolors.to_rgb(c) for c in plt.get_cmap("tab20").colors[1::2]]
+PALETTE = [mcolors.to_rgb(c) for name, sl in (("tab10", slice(None)), ("tab20", slice(1, None, 2)),
+                                              ("tab20b", slice(None)), ("tab20c", slice(None)))
+           for c in plt.get_cmap(name).colors[sl]]  # 60 colours, the most distinct first
 
 
 def _np_image(image: torch.Tensor) -> np.ndarray:
@@ -45,7 +47,7 @@ def ordered_segments(counts: torch.Tensor) -> list[int]:
 
 
 def segment_colours(ids: Sequence[int]) -> dict[int, tuple[float, float, float]]:
-    """A distinct colour per prototype id, in the order given (cycling after 20)."""
+    """A distinct colour per prototype id, in the order given (cycling after 60)."""
     return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(ids)}
 
 
@@ -67,15 +69,25 @@ def show_segments(ax, image: torch.Tensor, segments: torch.Tensor, colours: Mapp
     ax.axis("off")
 
 
-def show_importance(ax, image: torch.Tensor, importance: torch.Tensor, vmax: float | None = None,
-                    title: str = "", alpha: float = 0.65):
-    """The image (grey) under an importance map (h, w), red high / blue low, centred at 0."""
+def show_importance(ax, image: torch.Tensor, importance: torch.Tensor, centre: float | None = None,
+                    title: str = "", alpha: float = 0.6):
+    """The image (grey) under an importance map (h, w): red high, blue low.
+
+    By default the colours span the map's own range (lowest blue, highest red), as in the
+    paper's Figure 1, and the range is added to the title; ``centre=0`` makes the scale
+    symmetric around 0 instead (white = 0).
+    """
     img = _np_image(image)
     imp = _nearest(importance, img.shape[:2])
-    vmax = vmax or float(np.abs(imp).max()) or 1.0
+    lo, hi = float(imp.min()), float(imp.max())
+    if centre is not None:
+        half = max(abs(lo - centre), abs(hi - centre)) or 1.0
+        lo, hi = centre - half, centre + half
+    elif hi == lo:
+        lo, hi = lo - 1.0, hi + 1.0
     ax.imshow(img.mean(2), cmap="gray", interpolation="nearest")
-    im = ax.imshow(imp, cmap="RdBu_r", vmin=-vmax, vmax=vmax, alpha=alpha, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
+    im = ax.imshow(imp, cmap="RdBu_r", vmin=lo, vmax=hi, alpha=alpha, interpolation="nearest")
+    ax.set_title(f"{title}\n[{float(imp.min()):.3g}, {float(imp.max()):.3g}]" if title else "", fontsize=9)
     ax.axis("off")
     return im
 
@@ -100,20 +112,20 @@ def explanation_panel(fig, image: torch.Tensor, explanation: ExplanationMap, imp
     ids = ordered_segments(explanation.counts[0])
     colours = segment_colours(ids)
     shown = ids[:max_patches]
-    gs = fig.add_gridspec(2, max(len(shown), 3) * 2, height_ratios=[2.2, 1])
-    cols = max(len(shown), 3) * 2
-    third = cols // 3
-    axes = [fig.add_subplot(gs[0, i * third:(i + 1) * third]) for i in range(3)]
+    outer = fig.add_gridspec(2, 1, height_ratios=[2.2, 1])
+    top, bottom = outer[0].subgridspec(1, 3), outer[1].subgridspec(1, max_patches)
+    axes = [fig.add_subplot(top[0, i]) for i in range(3)]
     axes[0].imshow(_np_image(image), interpolation="nearest"), axes[0].axis("off")
     axes[0].set_title("input", fontsize=9)
     h, w = explanation.segments.shape[-2:]
-    show_segments(axes[1], image, explanation.segments[0], colours, title=f"{name} explanation map ({h}x{w})")
+    show_segments(axes[1], image, explanation.segments[0], colours, title=f"{name} explanation\nmap ({h}x{w})")
     show_importance(axes[2], image, importance, title=f"{name} importance")
     for i, k in enumerate(shown):
-        ax = fig.add_subplot(gs[1, 2 * i:2 * i + 2])
+        ax = fig.add_subplot(bottom[0, i])
         c = int(patches.prototype_classes[k])
         label = class_names[c] if class_names is not None else str(c)
-        show_patch(ax, patches.crops[k], colours[k], f"p{k} ({label})\n{int(explanation.counts[0, k])} px")
+        n = int(explanation.counts[0, k])
+        show_patch(ax, patches.crops[k], colours[k], f"p{k} ({label})\n{n} cell{'s' * (n > 1)}")
 
 
 def figure1(image: torch.Tensor, explanations: Mapping[str, ExplanationMap], importance: Mapping[str, torch.Tensor],
@@ -121,7 +133,7 @@ def figure1(image: torch.Tensor, explanations: Mapping[str, ExplanationMap], imp
             max_patches: int = 6):
     """The Figure 1 analogue: one panel per block set (e.g. B4 left, B234 right) for one image."""
     names = list(explanations)
-    fig = plt.figure(figsize=(5.2 * len(names), 4.4), layout="constrained")
+    fig = plt.figure(figsize=(5.6 * len(names), 4.6), layout="constrained")
     subs = fig.subfigures(1, len(names), wspace=0.04)
     for sub, name in zip(np.atleast_1d(subs), names):
         explanation_panel(sub, image, explanations[name], importance[name], patches[name], name,
@@ -132,11 +144,11 @@ def figure1(image: torch.Tensor, explanations: Mapping[str, ExplanationMap], imp
 
 
 def compare_maps(image: torch.Tensor, maps: Mapping[str, torch.Tensor], title: str = ""):
-    """A row: the input, then each map (h, w) over it, each scaled to its own largest |value|."""
+    """A row: the input, then each map (h, w) over it, each coloured over its own range."""
     fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.3 * (len(maps) + 1), 2.6), layout="constrained")
     axes[0].imshow(_np_image(image)), axes[0].axis("off"), axes[0].set_title("input", fontsize=9)
     for ax, (name, m) in zip(axes[1:], maps.items()):
-        show_importance(ax, image, m.float(), title=name)
+        show_importance(ax, image, m.float(), title=name)  # each on its own range
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
