@@ -325,12 +325,16 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
     first = _shared(explainers)
     for ex in explainers.values():
         ex._check_fitted()
-    batches = [explain_all(explainers, x) for x, _ in first._batches(dataset, indices, desc="explanation maps")]
-    cat = lambda k, f: torch.cat([f(b.maps[k]).cpu() for b in batches])  # noqa: E731
-    maps = {k: ExplanationMap(cat(k, lambda m: m.segments), cat(k, lambda m: m.counts.int()),
-                              cat(k, lambda m: m.scores), ex.prototype_classes_.cpu())
-            for k, ex in explainers.items()}
-    return maps, torch.cat([b.logits.float().cpu() for b in batches])
+    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
+    logits = []
+    for x, _ in first._batches(dataset, indices, desc="explanation maps"):
+        multi = explain_all(explainers, x)  # block outputs are dropped after each batch
+        for k, m in multi.maps.items():
+            parts[k].append((m.segments.cpu(), m.counts.int().cpu(), m.scores.cpu()))
+        logits.append(multi.logits.float().cpu())
+    maps = {k: ExplanationMap(*(torch.cat(t) for t in zip(*parts[k])), explainers[k].prototype_classes_.cpu())
+            for k in explainers}
+    return maps, torch.cat(logits)
 
 
 __all__ = [

@@ -164,6 +164,7 @@ def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits
     out, logits = maps.explain_dataset_all(joint, ds, indices=[1, 2, 5])
     torch.testing.assert_close(logits, net(ds.images[[1, 2, 5]]))
     assert torch.equal(out["B234"].segments, joint["B234"].explain(ds.images[[1, 2, 5]]).segments)
+    assert all(not m._forward_hooks for m in net.modules())  # every hook was removed
     with pytest.raises(ValueError, match="one max_images_per_class"):
         maps.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
                       "b": maps.ExplanationMaps(net, "B4")}, ds)
