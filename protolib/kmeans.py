@@ -58,8 +58,8 @@ def assign(x: torch.Tensor, centers: torch.Tensor, chunk_size: int | None = None
            x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of every row of ``x`` (N, D): labels (N,) and squared distances (N,).
 
-    Works in chunks of ``chunk_size`` rows (default: see :func:`chunk_rows`); the lowest index wins a tie. ``x_sq`` (N,) are the
-    squared norms of the rows when already known.
+    Works in chunks of ``chunk_size`` rows (default: see :func:`chunk_rows`); the lowest index
+    wins a tie. ``x_sq`` (N,) are the squared norms of the rows when already known.
     """
     if x.ndim != 2 or centers.ndim != 2 or x.shape[1] != centers.shape[1]:
         raise ValueError(f"x must be (N, D) and centers (k, D), got {tuple(x.shape)} and {tuple(centers.shape)}")

@@ -29,7 +29,9 @@ class MapExplorer:
     def __init__(self, explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
                  patches: Mapping[str, Patches], class_names: Sequence[str] | None = None):
         self.explainers, self.dataset, self.patches = dict(explainers), dataset, dict(patches)
-        self.class_names = list(class_names or getattr(dataset, "classes", []) or range(len(next(iter(patches.values())).crops)))
+        first = next(iter(self.explainers.values()))
+        names = class_names or getattr(dataset, "classes", None) or range(first.num_classes_)
+        self.class_names = [str(c) for c in names]
 
     def render(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), target: int = PREDICTED):
         """The figure for image ``index``, the block set(s) named and class ``target``."""
