@@ -1,15 +1,19 @@
 """Cache fitted explanation maps, so that two chapters (or two runs) fit each block set once.
 
 The fitted state (prototypes, their classes, the representative pixel of each, k-means inertia)
-is a few hundred kilobytes; it is keyed by the model, the data and every setting of the fit, and
-written atomically under a file lock by :func:`protolib.train.load_or_build`.
+is a few hundred kilobytes; it is keyed by the model's weights (a SHA-256 of its state dict), the
+data and every setting of the fit, and written atomically under a file lock by
+:func:`protolib.train.load_or_build`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Mapping
 
+import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from . import config
@@ -17,6 +21,16 @@ from .maps import ExplanationMaps, fit_all
 from .train import cache_key, load_or_build
 
 FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's state dict: names, shapes and values."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def settings(ex: ExplanationMaps) -> dict:
@@ -48,10 +62,12 @@ def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, mod
                 cache_dir: str | Path | None = None) -> tuple[dict[str, ExplanationMaps], bool]:
     """Fit ``explainers`` on ``dataset`` with :func:`protolib.maps.fit_all`, or load them from the cache.
 
-    ``model_tag`` must identify the model's weights (e.g. the file name of its checkpoint,
-    ``TrainResult.path.name``). Returns (explainers, from_cache).
+    ``model_tag`` names the model in the file name (e.g. ``TrainResult.path.name``); the key holds
+    the fingerprint of its weights, so a retrained model never reuses old prototypes.
+    Returns (explainers, from_cache).
     """
-    key = cache_key(kind="explanation-maps", model=model_tag, data=getattr(dataset, "title", repr(dataset)),
+    model = next(iter(explainers.values())).model
+    key = cache_key(kind="explanation-maps", model=model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
                     n=len(dataset), fits={k: settings(e) for k, e in sorted(explainers.items())})
     root = Path(cache_dir) if cache_dir is not None else config.cache_root()
     path = root / "maps" / f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}-{key}.pt"
@@ -67,4 +83,4 @@ def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, mod
     return dict(explainers), cached
 
 
-__all__ = ["settings", "fitted_state", "restore", "load_or_fit"]
+__all__ = ["model_fingerprint", "settings", "fitted_state", "restore", "load_or_fit"]

@@ -187,3 +187,9 @@ def test_load_or_fit_caches_the_fitted_state(tmp_path):
     other, cached_other = load_or_fit({"B4": maps.ExplanationMaps(net, "B4", k_per_class=1, progress=False)},
                                       ds, "tiny.pt", cache_dir=tmp_path)
     assert not cached_other and len(other["B4"].prototypes_) == 2
+    changed = TinyNet()
+    with torch.no_grad():
+        changed.fc.weight.mul_(2)  # same file name, other weights: no stale reuse
+    _, cached_changed = load_or_fit({"B4": maps.ExplanationMaps(changed, "B4", k_per_class=1, progress=False)},
+                                    ds, "tiny.pt", cache_dir=tmp_path)
+    assert not cached_changed
