@@ -139,6 +139,9 @@ def atomic_save(obj, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -197,7 +200,7 @@ def load_or_train(
     recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))
     spec = data.get_spec(dataset)
     key = cache_key(dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
-                    recipe=asdict(recipe), image_size=spec.image_size)
+                    recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version)
     root = Path(cache_dir) if cache_dir is not None else config.cache_root()
     path = root / "models" / f"{dataset}-{arch}-{prof.name}-seed{seed}-{key}.pt"
 

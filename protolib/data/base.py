@@ -28,7 +28,8 @@ class DatasetSpec:
 
     ``image_size`` and the normalisation follow the KMEx / ProtoPNet recipes
     (see ``shared/research/mission-anchors.md``); ``build(split, augment, root, seed)``
-    returns the dataset.
+    returns the dataset. ``version`` names the data's content (bump it when a generated
+    dataset changes) and enters every cache key, so no stale checkpoint is ever reused.
     """
 
     name: str
@@ -39,6 +40,7 @@ class DatasetSpec:
     build: Callable[..., "LabelledImages"]
     description: str
     how_to_get: str
+    version: str = "1"
 
 
 class LabelledImages(Dataset):
