@@ -7,9 +7,11 @@ layer3 256 x 14 x 14, layer4 512 x 7 x 7, ReLU'd clusters), turned into B234 pix
 assigned to all prototypes in chunks. Prints the time and the peak resident memory of the
 process (and of the GPU when used): the fit never holds more than one class's pixels.
 
-Part 2, speed: seconds per image of a bare forward pass, of the explanation maps (B4, B34, B234)
-plus the importance maps (eq. 11 propagated), and of Captum's Grad-CAM at layer2, on the same
-model, batch and device, measured in this one run, with their ratios.
+Part 2, speed: time per image of a bare forward pass, of the explanation maps (B4, B34, B234),
+of the explanation plus importance maps (eq. 11 propagated; one forward pass for all), and of
+Captum's Grad-CAM at layer2, on the same model, batch and device, measured round-robin in this
+one run; median and minimum with their ratios to the forward pass (on a shared machine the
+minimum is the steadier figure).
 
     .venv/bin/python benchmarks/maps_scale.py                      # CUB-sized, ResNet34 at 224 px
     .venv/bin/python benchmarks/maps_scale.py --classes 20 --assign 100   # a shorter run
@@ -83,19 +85,22 @@ def memory_part(args, device) -> None:
     assert peak < 8.0, "the CUB-sized fit must fit in 8 GiB"
 
 
-def seconds(fn, repeats: int, device) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t = time.perf_counter()
+def timings(fns: dict, repeats: int, device) -> dict[str, tuple[float, float]]:
+    """(median, min) wall time of each ``fns[name]()``, measured round-robin after one warm-up
+    each, so that a slow spell of a shared machine hits every method alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[name].append(time.perf_counter() - t)
+    return {k: (sorted(v)[len(v) // 2], min(v)) for k, v in times.items()}
 
 
 def speed_part(args, device) -> None:
@@ -110,19 +115,27 @@ def speed_part(args, device) -> None:
         explainers[name] = ex.fit_features(torch.rand(4 * args.k, d, generator=g) for _ in range(args.classes))
     with torch.no_grad():
         target = model(x).argmax(1)
-    with torch.no_grad():
-        t_fwd = seconds(lambda: model(x), args.repeats, device)
-    t_maps = seconds(lambda: maps.explain_all(explainers, x), args.repeats, device)
-    t_ours = seconds(lambda: cam.importance_maps(explainers, x), args.repeats, device)
-    t_gc = seconds(lambda: cam.grad_cam(model, x, target, layer="layer2"), args.repeats, device)
-    per = lambda t: 1000 * t / args.batch  # noqa: E731
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    fns = {
+        "bare forward pass": forward,
+        "explanation maps B4+B34+B234": lambda: maps.explain_all(explainers, x),
+        "explanation + importance maps (eq. 11, chain)": lambda: cam.importance_maps(explainers, x),
+        "Captum Grad-CAM at layer2": lambda: cam.grad_cam(model, x, target, layer="layer2"),
+    }
+    res = timings(fns, args.repeats, device)
+    base_med, base_min = res["bare forward pass"]
     print(f"\n{args.arch} at {args.size} px, {args.classes} classes x {args.k} prototypes, batch {args.batch}, "
-          f"{device}, {torch.get_num_threads()} threads, median of {args.repeats}:")
-    print(f"  bare forward pass                              {per(t_fwd):8.1f} ms/image   1.00 x")
-    print(f"  explanation maps B4+B34+B234                   {per(t_maps):8.1f} ms/image   {t_maps / t_fwd:.2f} x")
-    print(f"  explanation + importance maps (eq. 11, chain)  {per(t_ours):8.1f} ms/image   {t_ours / t_fwd:.2f} x")
-    print(f"  Captum Grad-CAM at layer2                      {per(t_gc):8.1f} ms/image   {t_gc / t_fwd:.2f} x")
-    print(f"  ours / Grad-CAM: {t_ours / t_gc:.2f}")
+          f"{device}, {torch.get_num_threads()} threads; {args.repeats} round-robin repeats")
+    print(f"  {'':46s} {'median ms/img':>13s} {'ratio':>6s} {'min ms/img':>10s} {'ratio':>6s}")
+    for name, (med, mn) in res.items():
+        print(f"  {name:46s} {1000 * med / args.batch:13.1f} {med / base_med:6.2f} "
+              f"{1000 * mn / args.batch:10.1f} {mn / base_min:6.2f}")
+    ours, gc = res["explanation + importance maps (eq. 11, chain)"], res["Captum Grad-CAM at layer2"]
+    print(f"  ours / Grad-CAM: median {ours[0] / gc[0]:.2f}, min {ours[1] / gc[1]:.2f}")
 
 
 def main() -> None:
@@ -135,7 +148,7 @@ def main() -> None:
     p.add_argument("--arch", default="resnet34")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
     device = config.get_device()
