@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torchvision
 
 from protolib import cam, maps
 from protolib.models import block_outputs, build_model, split_gap_linear
@@ -84,3 +85,19 @@ def test_grad_cam_at_the_last_block_is_relu_of_rescaled_eq11():
         torch.testing.assert_close(gc, torch.relu(att[:, j] * c_sq / 4))  # R = 4 pixels
     assert cam.grad_cam(net, AB, 0, layer=net.layer4, size=(8, 8)).shape == (1, 8, 8)
     assert net.training  # grad_cam evaluates in eval mode and restores the mode it found
+
+
+def test_other_cnns_work_with_explicit_layer_names():
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2(num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    ex = {"deep": maps.ExplanationMaps(model, ["features"], k_per_class=2, progress=False),
+          "multi": maps.ExplanationMaps(model, ["features.6", "features.13", "features"], k_per_class=2, progress=False)}
+    for e in ex.values():
+        e.fit_features([torch.randn(20, e.features(x).shape[1], generator=g) for _ in range(3)])
+    assert ex["multi"].features(x).shape == (2, 32 + 96 + 1280, 4, 4)
+    imp = cam.importance_maps(ex, x, last_layer="features")
+    att, logits = cam.last_block_attribution(model, x)
+    assert torch.equal(imp.maps["deep"], att[torch.arange(2), logits.argmax(1)])
+    assert imp.maps["multi"].shape == (2, 4, 4)
