@@ -49,30 +49,33 @@ class MapExplorer:
         return viz_maps.figure1(image, {n: imp.explanations[n] for n in names}, {n: imp.maps[n][0] for n in names},
                                 {n: self.patches[n] for n in names}, self.class_names, title)
 
-    def widget(self, index: int = 0):
-        """An ipywidgets box: image slider, block-set and class drop-downs, and the figure."""
+    def widget(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), target: int = PREDICTED):
+        """An ipywidgets box: image slider, block-set and class drop-downs, and the figure; it opens
+        on ``render(index, block_sets, target)``."""
         import ipywidgets as w
         from IPython.display import display
 
         image = w.IntSlider(value=index, min=0, max=len(self.dataset) - 1, description="image")
         options = [("B4 + B234", ("B4", "B234"))] if {"B4", "B234"} <= set(self.patches) else []
         options += [(n, n) for n in self.patches]
-        block = w.Dropdown(options=options, description="block set")
-        target = w.Dropdown(options=[("predicted by the CNN", PREDICTED)] +
-                            [(str(c), i) for i, c in enumerate(self.class_names)], description="class")
+        start = tuple(block_sets) if not isinstance(block_sets, str) else block_sets
+        values = [v for _, v in options]
+        block = w.Dropdown(options=options, value=start if start in values else values[0], description="block set")
+        choice = w.Dropdown(options=[("predicted by the CNN", PREDICTED)] +
+                            [(str(c), i) for i, c in enumerate(self.class_names)], value=target, description="class")
         out = w.Output()
 
         def redraw(_=None):
             with out:
                 out.clear_output(wait=True)
-                fig = self.render(image.value, block.value, target.value)
+                fig = self.render(image.value, block.value, choice.value)
                 display(fig)
                 plt.close(fig)
 
-        for control in (image, block, target):
+        for control in (image, block, choice):
             control.observe(redraw, names="value")
         redraw()
-        return w.VBox([w.HBox([image, block, target]), out])
+        return w.VBox([w.HBox([image, block, choice]), out])
 
 
 __all__ = ["PREDICTED", "MapExplorer"]

@@ -56,4 +56,6 @@ def test_explorer_renders_a_static_figure_and_a_widget():
     plt.close(fig)
     box = explorer.widget()
     assert len(box.children) == 2 and box.children[0].children[0].max == len(ds) - 1
+    controls = explorer.widget(2, "B234", target=1).children[0].children
+    assert [c.value for c in controls] == [2, "B234", 1]
     plt.close("all")
