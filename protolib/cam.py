@@ -21,6 +21,7 @@ comparison. On a GAP + linear network at the last block, Grad-CAM is ReLU(att * 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -29,7 +30,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .maps import ExplanationMap, ExplanationMaps, explain_all
-from .models import split_gap_linear
+from .models import GAPSplit, split_gap_linear
+
+_SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
+
+
+def _split(model: nn.Module) -> GAPSplit:
+    """:func:`split_gap_linear` of ``model``, traced once per model (tracing takes seconds); the
+    split shares the model's parameters, so later weight updates are seen."""
+    if model not in _SPLITS:
+        _SPLITS[model] = split_gap_linear(model)
+    return _SPLITS[model]
 
 
 def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -43,7 +54,7 @@ def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def last_block_attribution(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 11 at the encoder output of a GAP + linear ``model``: (att (B, C, H, W), logits (B, C))."""
-    split = split_gap_linear(model)
+    split = _split(model)
     h = split.features(x)
     return attribution(h, split.head.weight), split.head(h.mean((2, 3)))
 
@@ -105,7 +116,7 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     ``target`` defaults to the CNN's predicted class.
     """
     first = next(iter(explainers.values()))
-    head = split_gap_linear(first.model).head
+    head = _split(first.model).head
     multi = explain_all(explainers, x, extra_layers=(last_layer,))
     outs, acts = multi.maps, multi.activations
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])

@@ -95,7 +95,8 @@ def test_other_cnns_work_with_explicit_layer_names():
     ex = {"deep": maps.ExplanationMaps(model, ["features"], k_per_class=2, progress=False),
           "multi": maps.ExplanationMaps(model, ["features.6", "features.13", "features"], k_per_class=2, progress=False)}
     for e in ex.values():
-        e.fit_features([torch.randn(20, e.features(x).shape[1], generator=g) for _ in range(3)])
+        d = e.features(x).shape[1]
+        e.fit_features([torch.randn(20, d, generator=g) for _ in range(3)])
     assert ex["multi"].features(x).shape == (2, 32 + 96 + 1280, 4, 4)
     imp = cam.importance_maps(ex, x, last_layer="features")
     att, logits = cam.last_block_attribution(model, x)

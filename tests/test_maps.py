@@ -136,8 +136,8 @@ def test_resnet_shapes_norms_and_shared_forward_pass(norm):
     else:                # the whole block of one image has length 1/D_b
         torch.testing.assert_close(h[:, :128].flatten(1).norm(dim=1), torch.full((2,), 1 / 128))
     g = torch.Generator().manual_seed(1)
-    for ex in (ex234, ex4):
-        ex.fit_features([torch.randn(40, ex.features(x).shape[1], generator=g) for _ in range(3)])
+    for ex, d in ((ex234, 896), (ex4, 512)):
+        ex.fit_features([torch.randn(40, d, generator=g) for _ in range(3)])
     multi = maps.explain_all({"B234": ex234, "B4": ex4}, x)
     both, acts = multi.maps, multi.activations
     torch.testing.assert_close(multi.logits, model(x))
