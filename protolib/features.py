@@ -1,4 +1,7 @@
-"""Batched, device-aware extraction of pooled embeddings z and logits for a whole dataset."""
+"""Batched, device-aware extraction of pooled embeddings z and logits for a whole dataset.
+
+``embed_cached`` stores them beside the backbone's checkpoint, so chapters pay for them once.
+"""
 
 from __future__ import annotations
 
@@ -57,3 +60,49 @@ def embed(
         logits.append(split.head(z).float().cpu())
         labels.append(torch.as_tensor(y))
     return Embeddings(torch.cat(zs), torch.cat(logits), torch.cat(labels))
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """A short hash of a dataset's content: its labels, and its pixels when held in memory.
+
+    Keys cached features, so that regenerated or replaced data never meets stale features.
+    """
+    import hashlib
+
+    h = hashlib.sha256(torch.as_tensor(dataset.targets).numpy().tobytes())
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor):
+        h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def embed_cached(
+    trained,
+    dataset: str,
+    split: str,
+    seed: int = 0,
+    batch_size: int = 256,
+    device=None,
+    progress: bool = True,
+) -> Embeddings:
+    """:func:`embed` of ``data.load(dataset, split, seed=seed)`` (evaluation transforms), cached.
+
+    ``trained`` is the :class:`protolib.train.TrainResult` of the backbone. The cache file sits
+    beside the checkpoint (``<cache>/features/``) and is keyed by the checkpoint's name, its
+    training record (a retrained checkpoint gets new features), the dataset, split and seed, and
+    the data's :func:`fingerprint`.
+    """
+    from . import data
+    from .train import cache_key, load_or_build
+
+    ds = data.load(dataset, split, seed=seed)
+    key = cache_key(checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
+                    seed=seed, title=ds.title, data=fingerprint(ds))
+    path = trained.path.parent.parent / "features" / f"{trained.path.stem}-{split}-{key}.pt"
+
+    def build() -> dict:
+        e = embed(trained.model, ds, batch_size=batch_size, device=device, progress=progress)
+        return {"state_dict": {"z": e.z, "logits": e.logits, "labels": e.labels}, "meta": {"data": ds.title}}
+
+    ckpt, _ = load_or_build(path, build)
+    return Embeddings(**ckpt["state_dict"])

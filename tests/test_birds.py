@@ -48,7 +48,7 @@ def test_masks_follow_the_geometry_of_a_centred_bird():
     species = make_species(20, 0)
     c = next(c for c in range(20) if species.value(c, "beak_shape") == "needle")
     g = torch.Generator().manual_seed(1)
-    size = 100  # 40 px per unit
+    size = 96  # 40 px per unit
     d = D.draw(_attrs(species, [c] * 8), size, g, occlusion=0.0, jitter=0.0)
     unit, cx, cy = size / D.UNITS_PER_IMAGE, size / 2, size / 2 + 0.05 * size
     for i in range(8):
@@ -56,7 +56,7 @@ def test_masks_follow_the_geometry_of_a_centred_bird():
         at = lambda u, v: int(d.mask[i, int(cy + v * unit), int(cx + flip * u * unit)])  # noqa: E731
         assert at(0.2, 0.2) == part_id("body") and at(-0.1, -0.1) == part_id("wing") and at(0.5, -0.3) == part_id("head")
         assert at(0.70, -0.44) == part_id("eye") and at(1.0, -0.39) == part_id("beak")
-        assert at(0.1, 0.6) == part_id("legs") and at(0.0, -0.75) == 0 and at(-1.2, -0.5) == 0
+        assert at(0.1, 0.6) == part_id("legs") and at(0.0, -0.75) == 0 and at(-1.0, -0.6) == 0
 
 
 def test_every_class_in_both_splits_through_the_registry():
@@ -88,7 +88,7 @@ def test_twins_differ_in_exactly_one_deciding_attribute():
     dist = (species.table[:, None] != species.table[None]).sum(-1)
     twin = np.arange(20) ^ 1
     others = ~np.eye(20, dtype=bool) & (np.arange(20)[None, :] != twin[:, None])
-    assert dist[others].min() >= 2 and (species.twin == twin).all()
+    assert dist[others].min() >= 3 and (species.twin == twin).all()
 
 
 def test_twin_images_differ_only_inside_the_deciding_part():

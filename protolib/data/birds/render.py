@@ -26,15 +26,15 @@ BEAKS = {
     "hooked": [[(0.82, -0.51), (1.02, -0.46), (1.10, -0.20), (0.84, -0.30)]],
 }
 TAILS = {
-    "short": [[(-0.45, -0.14), (-0.78, -0.10), (-0.78, 0.14), (-0.45, 0.10)]],
-    "long": [[(-0.45, -0.14), (-1.12, -0.06), (-1.12, 0.24), (-0.45, 0.10)]],
-    "forked": [[(-0.45, -0.12), (-1.08, -0.24), (-0.98, -0.04), (-0.45, 0.08)],
-               [(-0.45, -0.12), (-0.98, 0.20), (-1.08, 0.40), (-0.45, 0.08)]],
+    "short": [[(-0.45, -0.18), (-0.86, -0.16), (-0.86, 0.22), (-0.45, 0.12)]],
+    "long": [[(-0.45, -0.18), (-1.14, -0.10), (-1.14, 0.34), (-0.45, 0.12)]],
+    "forked": [[(-0.45, -0.16), (-1.10, -0.30), (-0.98, -0.02), (-0.45, 0.10)],
+               [(-0.45, -0.16), (-0.98, 0.20), (-1.10, 0.46), (-0.45, 0.10)]],
 }
 LEGS = [((0.06, 0.36), (0.12, 0.72)), ((0.12, 0.72), (0.27, 0.74)),
         ((-0.14, 0.36), (-0.12, 0.72)), ((-0.12, 0.72), (0.03, 0.74))]
 BACKGROUNDS = ("sky", "foliage", "ground")
-UNITS_PER_IMAGE = 2.5  # the image side in bird units at scale 1 (a bird is about 2.3 units long)
+UNITS_PER_IMAGE = 2.4  # the image side in bird units at scale 1 (a bird is about 2.3 units long)
 
 
 @dataclass
@@ -156,9 +156,9 @@ def wing_pattern(u, v, pattern: torch.Tensor) -> torch.Tensor:
     """Where the wing shows its pattern colour: stripes across the wing, or a grid of spots."""
     c, s = math.cos(0.22), math.sin(0.22)
     wu, wv = c * (u + 0.12) + s * (v + 0.10), -s * (u + 0.12) + c * (v + 0.10)
-    stripes = torch.remainder(wu, 0.24) < 0.10
-    su, sv = torch.remainder(wu, 0.26) - 0.13, torch.remainder(wv, 0.26) - 0.13
-    spots = su * su + sv * sv < 0.075 ** 2
+    stripes = torch.remainder(wu, 0.26) < 0.12
+    su, sv = torch.remainder(wu, 0.30) - 0.15, torch.remainder(wv, 0.30) - 0.15
+    spots = su * su + sv * sv < 0.09 ** 2
     kind = pattern.view(-1, 1, 1)
     return ((kind == 1) & stripes) | ((kind == 2) & spots)
 
@@ -170,7 +170,7 @@ def part_colours(attrs: torch.Tensor, g: torch.Generator, jitter: float = 1.0) -
     pick = lambda name: table[name][attrs[:, attribute_index(name)]]  # noqa: E731
     colours = torch.zeros(b, len(PART_NAMES) + 1, 3)
     for part, name in (("head", "head_colour"), ("beak", "beak_colour"), ("body", "body_colour"),
-                       ("wing", "wing_colour"), ("tail", "wing_colour"), ("legs", "leg_colour")):
+                       ("wing", "wing_colour"), ("tail", "tail_colour"), ("legs", "leg_colour")):
         colours[:, part_id(part)] = pick(name)
     colours[:, part_id("eye")] = 0.02
     wing = colours[:, part_id("wing")]
@@ -229,7 +229,7 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def draw(attrs: torch.Tensor, size: int, g: torch.Generator, occlusion: float = 0.25,
+def draw(attrs: torch.Tensor, size: int, g: torch.Generator, occlusion: float = 0.2,
          noise: float = 0.03, jitter: float = 1.0) -> Drawing:
     """Draw one bird per row of ``attrs`` (B, A) (attribute value indices) at ``size`` px.
 

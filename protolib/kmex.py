@@ -1,0 +1,272 @@
+"""KMEx: a nearest-prototype classifier whose prototypes are class-wise k-means centroids.
+
+Section 3.2 of the paper (after Gautam et al., 2024): freeze the CNN, take the pooled
+embeddings z (N, D) of the training images (evaluation transforms), run k-means with K/C
+clusters on the z of each class, and classify a new z by the class of its nearest
+prototype (Euclidean). The paper writes the similarity as exp(-||z - p||^2); the nearest
+prototype is the one of largest similarity, so both readings give the same prediction.
+
+:class:`KMExClassifier` is a scikit-learn estimator (it passes ``parametrize_with_checks``);
+it works on numpy arrays in float64 so that a prediction never depends on the batch it was
+computed in. :func:`inspect_prototypes` gives, for each prototype, its nearest training
+samples within its class and how many points it attracts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.cluster import KMeans
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+EPS = 1e-4  # the epsilon of the KMEx / ProtoPNet log-similarity
+
+
+class SmallClassWarning(UserWarning):
+    """A class has fewer training samples than the number of prototypes asked for."""
+
+
+def squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """||x_i - p_k||^2 for X: (N, D) and P: (K, D), as (N, K) float64, clipped at 0."""
+    X, P = np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)
+    d2 = (X * X).sum(1)[:, None] + (P * P).sum(1)[None, :] - 2.0 * X @ P.T
+    return np.maximum(d2, 0.0)
+
+
+def log_similarity(d2: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """KMEx / ProtoPNet similarity log((d^2 + 1) / (d^2 + eps)): decreasing in d, in (0, log 1/eps]."""
+    return np.log((d2 + 1.0) / (d2 + eps))
+
+
+class KMExClassifier(ClassifierMixin, BaseEstimator):
+    """Nearest-prototype classifier with class-wise k-means prototypes (KMEx).
+
+    For each class c, k-means with ``n_prototypes_per_class`` clusters is run on the training
+    samples of that class; the centroids are the prototypes of c. A sample is assigned the
+    class of its nearest prototype (Euclidean distance).
+
+    Parameters
+    ----------
+    n_prototypes_per_class : int, default=5
+        K/C, the number of prototypes of each class. A class with fewer samples n_c gets
+        ``min(n_prototypes_per_class, n_c)`` prototypes and a :class:`SmallClassWarning`.
+    init : {"k-means++", "random"}, default="k-means++"
+        Initialisation of each class's k-means (see :class:`sklearn.cluster.KMeans`).
+    n_init : int, default=10
+        Number of k-means restarts per class; the run of lowest inertia is kept. Explicit
+        because scikit-learn's own default changed (10, then "auto").
+    max_iter : int, default=300
+        Maximum number of k-means iterations per run.
+    tol : float, default=1e-4
+        k-means convergence tolerance (relative to the data's variance).
+    random_state : int, RandomState instance or None, default=None
+        Passed unchanged to the k-means of every class, in the order of ``classes_``; an int
+        makes ``fit`` deterministic.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    prototypes_ : ndarray of shape (n_prototypes, n_features)
+        The prototypes (float64), stacked class by class in the order of ``classes_``.
+    prototype_labels_ : ndarray of shape (n_prototypes,)
+        The class label of each prototype.
+    n_prototypes_per_class_ : ndarray of shape (n_classes,)
+        How many prototypes each class received.
+    prototype_counts_ : ndarray of shape (n_prototypes,)
+        Number of training samples in each prototype's k-means cluster (within its class).
+    inertia_ : ndarray of shape (n_classes,)
+        k-means inertia (sum of squared distances to the centroids) of each class.
+    n_iter_ : ndarray of shape (n_classes,)
+        Iterations of the retained k-means run of each class.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    See Also
+    --------
+    sklearn.neighbors.NearestCentroid : the special case of one prototype per class
+        (the class mean), which ``n_prototypes_per_class=1`` reproduces.
+
+    Notes
+    -----
+    ``decision_function`` returns, for each class, the KMEx log-similarity
+    ``log((d^2 + 1) / (d^2 + 1e-4))`` of the class's nearest prototype (d^2 the squared
+    distance), and ``predict_proba`` the softmax of those scores over classes. The score
+    decreases with the distance, so its argmax is ``predict``. We use it rather than the
+    paper's exp(-d^2) because it is bounded: at the scale of CNN embeddings exp(-d^2) makes
+    every probability exactly 0 or 1 in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from protolib.kmex import KMExClassifier
+    >>> X = np.array([[0., 0.], [0., 1.], [10., 0.], [10., 1.], [0., 20.], [10., 20.]])
+    >>> y = np.array([0, 0, 0, 0, 1, 1])
+    >>> clf = KMExClassifier(n_prototypes_per_class=2, n_init=3, random_state=0).fit(X, y)
+    >>> clf.prototypes_[np.argsort(clf.prototypes_[:, 0] + 100 * clf.prototype_labels_)]
+    array([[ 0. ,  0.5],
+           [10. ,  0.5],
+           [ 0. , 20. ],
+           [10. , 20. ]])
+    >>> clf.predict([[9., 2.], [1., 18.]])
+    array([0, 1])
+    """
+
+    def __init__(self, n_prototypes_per_class=5, *, init="k-means++", n_init=10, max_iter=300,
+                 tol=1e-4, random_state=None):
+        self.n_prototypes_per_class = n_prototypes_per_class
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        for name in ("n_prototypes_per_class", "n_init", "max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.init not in ("k-means++", "random"):
+            raise ValueError(f"init must be 'k-means++' or 'random', got {self.init!r}")
+        if not isinstance(self.tol, Real) or self.tol < 0:
+            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
+
+    def _fit_class(self, Xc: np.ndarray, label) -> KMeans:
+        k = min(self.n_prototypes_per_class, len(Xc))
+        if k < self.n_prototypes_per_class:
+            warnings.warn(
+                f"class {label} has {len(Xc)} training samples, fewer than "
+                f"n_prototypes_per_class={self.n_prototypes_per_class}; it gets {k} prototypes",
+                SmallClassWarning, stacklevel=3,
+            )
+        km = KMeans(n_clusters=k, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
+                    tol=self.tol, random_state=self.random_state)
+        with warnings.catch_warnings():  # duplicate points: fewer distinct clusters than k
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            return km.fit(Xc)
+
+    def fit(self, X, y):
+        """Learn the prototypes of every class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training embeddings z.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : KMExClassifier
+            The fitted classifier.
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        protos, labels, counts, inertia, n_iter = [], [], [], [], []
+        for c, label in enumerate(self.classes_):
+            km = self._fit_class(X[y_index == c], label)
+            protos.append(km.cluster_centers_)
+            labels.append(np.full(len(km.cluster_centers_), c))
+            counts.append(np.bincount(km.labels_, minlength=len(km.cluster_centers_)))
+            inertia.append(km.inertia_)
+            n_iter.append(km.n_iter_)
+        self.prototypes_ = np.concatenate(protos).astype(np.float64)
+        self._prototype_class_index = np.concatenate(labels)
+        self.prototype_labels_ = self.classes_[self._prototype_class_index]
+        self.n_prototypes_per_class_ = np.array([len(p) for p in protos])
+        self.prototype_counts_ = np.concatenate(counts)
+        self.inertia_ = np.array(inertia, dtype=np.float64)
+        self.n_iter_ = np.array(n_iter)
+        return self
+
+    def distances(self, X) -> np.ndarray:
+        """Squared Euclidean distances (n_samples, n_prototypes) from X to every prototype."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return squared_distances(X, self.prototypes_)
+
+    def nearest_prototype(self, X) -> np.ndarray:
+        """Index (n_samples,) of the nearest prototype of each sample (ties: lowest index)."""
+        return self.distances(X).argmin(1)
+
+    def _class_min_distances(self, X) -> np.ndarray:
+        """(n_samples, n_classes): squared distance to the nearest prototype of each class."""
+        d2 = self.distances(X)
+        out = np.full((len(d2), len(self.classes_)), np.inf)
+        for c in range(len(self.classes_)):
+            out[:, c] = d2[:, self._prototype_class_index == c].min(1)
+        return out
+
+    def decision_function(self, X) -> np.ndarray:
+        """Per-class score: log-similarity of the class's nearest prototype.
+
+        Returns (n_samples, n_classes), or (n_samples,) with two classes (score of
+        ``classes_[1]`` minus that of ``classes_[0]``, scikit-learn's binary convention).
+        """
+        scores = log_similarity(self._class_min_distances(X))
+        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Softmax over classes of the per-class scores; (n_samples, n_classes), rows sum to 1."""
+        scores = log_similarity(self._class_min_distances(X))
+        scores -= scores.max(1, keepdims=True)
+        p = np.exp(scores)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Class of the nearest prototype, (n_samples,)."""
+        check_is_fitted(self)
+        return self.prototype_labels_[self.nearest_prototype(X)]
+
+
+@dataclass
+class PrototypeInspection:
+    """What a prototype looks like in the data.
+
+    neighbours: (K, n) indices into the inspected set of each prototype's nearest samples
+    *of its own class* (closest first); distances: (K, n) their Euclidean distances;
+    cluster_sizes: (K,) training samples in the prototype's k-means cluster;
+    n_assigned: (K,) samples of the inspected set (any class) whose nearest prototype it is;
+    purity: (K,) fraction of those that belong to the prototype's class (nan when none).
+    """
+
+    neighbours: np.ndarray
+    distances: np.ndarray
+    cluster_sizes: np.ndarray
+    n_assigned: np.ndarray
+    purity: np.ndarray
+
+
+def inspect_prototypes(clf: KMExClassifier, X, y, n_neighbours: int = 5) -> PrototypeInspection:
+    """Nearest same-class samples of each prototype of ``clf`` in (X, y), and its assignments.
+
+    X: (N, D) embeddings (usually the training set the prototypes were fitted on), y: (N,).
+    A class with fewer than ``n_neighbours`` samples pads its rows with index -1 and
+    distance inf.
+    """
+    y = np.asarray(y)
+    d2 = clf.distances(X)
+    K = len(clf.prototypes_)
+    neighbours = np.full((K, n_neighbours), -1)
+    dist = np.full((K, n_neighbours), np.inf)
+    for k, label in enumerate(clf.prototype_labels_):
+        members = np.flatnonzero(y == label)
+        order = members[np.argsort(d2[members, k], kind="stable")[:n_neighbours]]
+        neighbours[k, :len(order)], dist[k, :len(order)] = order, np.sqrt(d2[order, k])
+    nearest = d2.argmin(1)
+    n_assigned = np.bincount(nearest, minlength=K)
+    correct = np.bincount(nearest, weights=(y == clf.prototype_labels_[nearest]), minlength=K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = np.where(n_assigned > 0, correct / n_assigned, np.nan)
+    return PrototypeInspection(neighbours, dist, clf.prototype_counts_.copy(), n_assigned, purity)
+
+
+__all__ = ["KMExClassifier", "PrototypeInspection", "SmallClassWarning", "inspect_prototypes",
+           "log_similarity", "squared_distances"]

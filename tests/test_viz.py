@@ -1,0 +1,61 @@
+"""Figures: per-class subsampling, the Figure 2 panels and the gallery draw without error."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+from protolib import data
+from protolib.kmex import KMExClassifier, inspect_prototypes
+from protolib.viz import PrototypeUMAP, plot_prototype_umap, prototype_gallery, prototype_umap, subsample_per_class
+
+
+def test_subsample_per_class_is_seeded_and_capped():
+    y = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    idx = subsample_per_class(y, 4, classes=[0, 1], seed=0)
+    assert np.bincount(y[idx], minlength=3).tolist() == [4, 3, 0]
+    np.testing.assert_array_equal(idx, subsample_per_class(y, 4, classes=[0, 1], seed=0))
+    np.testing.assert_array_equal(subsample_per_class(y, None, classes=[2]), np.arange(13, 18))
+
+
+def test_plot_prototype_umap_draws_both_panels():
+    rng = np.random.default_rng(0)
+    res = PrototypeUMAP(rng.normal(size=(20, 2)), np.arange(20) % 2, rng.normal(size=(6, 2)), np.arange(6) % 2,
+                        np.array([0, 1]), rng.normal(size=(2, 2)), rng.normal(size=(2, 2)),
+                        rng.normal(size=(4, 2)), np.array([0, 0, 1, 1]), None)
+    fig = plot_prototype_umap(res, class_names=["a", "b"], title="t")
+    left, right = fig.axes[:2]
+    assert len(left.collections) == 2 + 2 * 2 and len(right.collections) == 2 + 4
+
+
+def test_gallery_shows_nearest_images_of_the_class():
+    ds = data.load("digits", "test")
+    X = ds.images.flatten(1).numpy().astype(float)
+    clf = KMExClassifier(2, n_init=1, random_state=0).fit(X, ds.targets.numpy())
+    ins = inspect_prototypes(clf, X, ds.targets.numpy(), n_neighbours=3)
+    fig = prototype_gallery(ds, ins, clf.prototype_labels_, rows=[0, 1, 2])
+    assert len(fig.axes) == 9
+    assert all(ds.targets[i] == clf.prototype_labels_[k] for k in (0, 1, 2) for i in ins.neighbours[k])
+
+
+@pytest.mark.slow
+def test_prototype_umap_is_seeded_and_places_prototypes():
+    g = torch.Generator().manual_seed(0)
+    centres = 8 * torch.randn(3, 16, generator=g)
+    z = centres.repeat_interleave(40, 0) + torch.randn(120, 16, generator=g)
+    y = torch.arange(3).repeat_interleave(40)
+    clf = KMExClassifier(2, n_init=2, random_state=0).fit(z.numpy(), y.numpy())
+    args = (z[::2], y[::2], z[1::2], y[1::2], centres, clf.prototypes_, clf.prototype_labels_)
+    a, b = prototype_umap(*args, random_state=0), prototype_umap(*args, random_state=0)
+    np.testing.assert_array_equal(a.train_xy, b.train_xy)
+    np.testing.assert_array_equal(a.kmex_xy, b.kmex_xy)
+    assert a.kmex_xy.shape == (6, 2) and a.cnn_raw_xy.shape == a.cnn_scaled_xy.shape == (3, 2)
+    # a KMEx prototype lands closer to its own class's points than to any other class's, in 2-d
+    for xy, c in zip(a.kmex_xy, a.kmex_labels):
+        d = [np.linalg.norm(a.train_xy[a.y_train == k] - xy, axis=1).min() for k in range(3)]
+        assert np.argmin(d) == c
