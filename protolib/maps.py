@@ -1,0 +1,344 @@
+"""Multi-depth explanation maps of the encoder (paper sec. 3.3, eq. 6-10).
+
+For a CNN read as blocks ``x -> x^(1) -> ... -> x^(B) = h`` (eq. 6), a *block set* (``"B4"``,
+``"B34"``, ``"B234"`` or explicit layer names) selects the outputs that are combined:
+
+* eq. 7: each selected output x^(b) (B, D_b, H_b, W_b) is bilinearly interpolated
+  (``align_corners=False``) to a shared grid R' = H' x W'. By default this is the grid of the
+  shallowest selected block (28 x 28 for B234 on a 224 px ResNet), so no block is downsampled
+  and clustering stays cheap; maps are upsampled further only for display.
+* eq. 8: each upsampled block u^(b) is divided by D_b times its norm and the blocks are
+  concatenated into h-check (B, sum_b D_b, H', W'). ``norm="pixel"`` (default) uses the norm of
+  each pixel vector u_r^(b), so every pixel of block b has length exactly 1/D_b and only the
+  direction of the activation matters; ``norm="block"`` uses the Frobenius norm of the whole
+  block of one image (R' x D_b), which keeps how strongly each pixel fires relative to the other
+  pixels of the same image. The chapter shows what the choice changes.
+* class-wise k-means: for every class, K/C prototypes from the pixel vectors of its training
+  images; prototypes are stored class by class (rows ``c*K/C .. (c+1)*K/C - 1`` belong to class c).
+* eq. 9: every pixel is assigned to its nearest prototype among all K: the explanation map.
+* eq. 10: class scores = counts of pixels per prototype, average-pooled over each class's K/C
+  prototypes; the prediction is the class with the highest score (a tie goes to the lowest
+  class index, ``torch.argmax``'s rule).
+
+The block-set names and eq. 7-8 live in :mod:`protolib.blocks` (re-exported here).
+Nothing holds every pixel of a dataset: features are computed class by class (optionally on a
+seeded subset of images and pixels), k-means runs on the device of the model, and assignment
+goes in batches of images and chunks of pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from . import config
+from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
+from .kmeans import assign, kmeans
+from .models import capture
+
+
+def class_scores(counts: torch.Tensor, k_per_class: int) -> torch.Tensor:
+    """Eq. 10: counts (B, K) of pixels per prototype -> (B, C), the average over each class's K/C."""
+    b, k = counts.shape
+    if k % k_per_class:
+        raise ValueError(f"{k} prototypes cannot be split into classes of {k_per_class}")
+    return counts.float().view(b, k // k_per_class, k_per_class).mean(2)
+
+
+@dataclass
+class ExplanationMap:
+    """The explanation of a batch by one block set (tensors on the device they were computed on).
+
+    segments: (B, H', W') long, index of the nearest prototype of every pixel (eq. 9);
+    counts: (B, K) pixels per prototype (= sum_r s-check_r); scores: (B, C) eq. 10;
+    prototype_classes: (K,) the class of every prototype.
+    """
+
+    segments: torch.Tensor
+    counts: torch.Tensor
+    scores: torch.Tensor
+    prototype_classes: torch.Tensor
+
+    @property
+    def prediction(self) -> torch.Tensor:
+        """(B,) class with the largest score; a tie goes to the lowest class index."""
+        return self.scores.argmax(1)
+
+    @property
+    def segment_classes(self) -> torch.Tensor:
+        """(B, H', W') the class of the prototype of every pixel."""
+        return self.prototype_classes[self.segments]
+
+    def binary(self) -> torch.Tensor:
+        """s-check of eq. 9 as a binary (B, R', K) matrix (small batches only)."""
+        return F.one_hot(self.segments.flatten(1), len(self.prototype_classes))
+
+
+def _seed(random_state: int, c: int, stream: int = 0) -> int:
+    """A seed for class ``c`` derived from (random_state, c, stream) with numpy's SeedSequence
+    (stream 0: k-means, stream 1: image subsample)."""
+    return int(np.random.SeedSequence([int(random_state), int(c), stream]).generate_state(1)[0])
+
+
+class ExplanationMaps:
+    """Class-wise k-means prototypes on composite pixel features of ``model`` (eq. 6-10).
+
+    Parameters
+    ----------
+    model : a CNN whose ``blocks`` are named modules (torchvision ResNet: ``layer1..layer4``).
+    blocks : ``"B4"``, ``"B34"``, ``"B234"`` or a list of dotted layer names.
+    k_per_class : K/C prototypes per class (paper: 5 for MNIST and STL-10, 10 for CUB).
+    norm : ``"pixel"`` or ``"block"`` (eq. 8, see the module docstring).
+    size : shared grid R' as ``(H', W')``; ``None`` = the grid of the shallowest block.
+    n_init, max_iter, tol : k-means settings (see :func:`protolib.kmeans.kmeans`).
+    max_images_per_class, max_pixels_per_class : optional seeded subsets used to fit k-means.
+    batch_size, chunk_size : images per forward pass; pixel rows per distance block.
+    random_state : seed; the seed of class c is derived from (random_state, c).
+
+    Fitted attributes: ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
+    ``grid_`` (H', W'), ``input_size_`` (H, W), ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
+    ``patch_index_`` (K, 3) = (dataset index, row, col) of the training pixel nearest to each
+    prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
+    """
+
+    def __init__(self, model: nn.Module, blocks: str | Sequence[str] = "B234", k_per_class: int = 5,
+                 norm: str = "pixel", size: int | tuple[int, int] | None = None, n_init: int = 1,
+                 max_iter: int = 100, tol: float = 1e-4, max_images_per_class: int | None = None,
+                 max_pixels_per_class: int | None = None, batch_size: int = 64, chunk_size: int | None = None,
+                 random_state: int = 0, device=None, progress: bool = True):
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if k_per_class < 1:
+            raise ValueError(f"k_per_class must be at least 1, got {k_per_class}")
+        self.device = config.get_device(device)
+        self.model = model.to(self.device).eval()
+        self.layers = resolve_blocks(blocks)
+        self.name = block_set_name(self.layers)
+        self.k_per_class, self.norm, self.size = k_per_class, norm, size
+        self.n_init, self.max_iter, self.tol = n_init, max_iter, tol
+        self.max_images_per_class, self.max_pixels_per_class = max_images_per_class, max_pixels_per_class
+        self.batch_size, self.chunk_size = batch_size, chunk_size
+        self.random_state, self.progress = random_state, progress
+
+    def __repr__(self) -> str:
+        fitted = f", {len(self.prototypes_)} prototypes" if hasattr(self, "prototypes_") else ""
+        return f"ExplanationMaps({self.name}, K/C={self.k_per_class}, norm={self.norm!r}{fitted})"
+
+    # --- features ------------------------------------------------------------------------
+    def features_from(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """h-check (B, D, H', W') from captured block outputs ``acts`` {layer: (B, D_b, H_b, W_b)}."""
+        missing = [n for n in self.layers if n not in acts]
+        if missing:
+            raise KeyError(f"block outputs {missing} were not captured")
+        return composite([acts[n] for n in self.layers], self.size, self.norm)
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h-check (B, D, H', W') of a batch of images x (B, 3, H, W) (one forward pass)."""
+        with capture(self.model, self.layers) as acts:
+            self.model(x.to(self.device))
+        return self.features_from(acts)
+
+    def _batches(self, dataset: Dataset, indices: Sequence[int] | None = None, desc: str = ""):
+        subset = dataset if indices is None else Subset(dataset, list(indices))
+        loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False)
+        yield from tqdm(loader, desc=desc, disable=not self.progress, leave=False)
+
+    # --- fitting -------------------------------------------------------------------------
+    def _fit_class(self, x: torch.Tensor, c: int) -> tuple[torch.Tensor, float, int]:
+        """k-means of one class's pixel vectors x (M, D) (after the optional pixel subsample)."""
+        gen = torch.Generator().manual_seed(_seed(self.random_state, c))
+        if self.max_pixels_per_class is not None and len(x) > self.max_pixels_per_class:
+            x = x[torch.randperm(len(x), generator=gen)[: self.max_pixels_per_class].to(x.device)]
+        res = kmeans(x, self.k_per_class, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+                     seed=gen, chunk_size=self.chunk_size)
+        return res.centers, res.inertia, len(x)
+
+    def _class_indices(self, targets: torch.Tensor, c: int) -> torch.Tensor:
+        idx = (targets == c).nonzero().flatten()
+        if len(idx) == 0:
+            raise ValueError(f"class {c} has no training image")
+        if self.max_images_per_class is not None and len(idx) > self.max_images_per_class:
+            gen = torch.Generator().manual_seed(_seed(self.random_state, c, stream=1))
+            idx = idx[torch.randperm(len(idx), generator=gen)[: self.max_images_per_class]].sort().values
+        return idx
+
+    def _fit_class_acts(self, acts: Mapping[str, torch.Tensor], idx: torch.Tensor, c: int) -> tuple:
+        """Prototypes of class c from its block outputs, and the training pixel nearest to each."""
+        h = self.features_from(acts)
+        self.grid_ = tuple(h.shape[-2:])
+        x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        centers, inertia, n = self._fit_class(x, c)
+        near, dist = assign(centers, x, chunk_size=self.chunk_size)  # nearest pixel among the class's
+        r = self.grid_[0] * self.grid_[1]
+        img, pix = idx.to(near.device)[near // r], near % r
+        where = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1).cpu()
+        return centers, inertia, n, where, dist.cpu()
+
+    def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
+        """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
+        fit_all({self.name: self}, dataset, num_classes)
+        return self
+
+    def fit_features(self, per_class: Iterable[torch.Tensor]) -> "ExplanationMaps":
+        """Fit from pixel vectors directly: ``per_class`` yields (M_c, D) tensors, class 0 first.
+
+        Used by benchmarks on synthetic activations; no representative patches are recorded.
+        """
+        protos, inertia, n_pix = [], [], []
+        for c, x in enumerate(per_class):
+            centers, i, n = self._fit_class(x.to(self.device).float(), c)
+            protos.append(centers), inertia.append(i), n_pix.append(n)
+        self._set_fitted(protos, inertia, n_pix)
+        return self
+
+    def _set_fitted(self, protos, inertia, n_pix) -> None:
+        self.prototypes_ = torch.cat(protos)
+        self.num_classes_ = len(protos)
+        self.prototype_classes_ = torch.arange(self.num_classes_, device=self.prototypes_.device).repeat_interleave(
+            self.k_per_class)
+        self.inertia_, self.n_fit_pixels_ = torch.tensor(inertia), torch.tensor(n_pix)
+
+    # --- explaining ----------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "prototypes_"):
+            raise RuntimeError(f"{self!r} is not fitted yet: call fit(dataset) first")
+
+    def assign(self, h: torch.Tensor) -> torch.Tensor:
+        """Eq. 9: h-check (B, D, H', W') -> segments (B, H', W'), nearest prototype of each pixel."""
+        self._check_fitted()
+        b, d, hh, ww = h.shape
+        labels, _ = assign(h.permute(0, 2, 3, 1).reshape(-1, d), self.prototypes_, self.chunk_size)
+        return labels.view(b, hh, ww)
+
+    def explain_features(self, h: torch.Tensor) -> ExplanationMap:
+        """Explanation map, counts and eq. 10 scores of h-check (B, D, H', W')."""
+        seg = self.assign(h)
+        k = len(self.prototypes_)
+        counts = torch.stack([torch.bincount(s.flatten(), minlength=k) for s in seg])
+        return ExplanationMap(seg, counts, class_scores(counts, self.k_per_class), self.prototype_classes_)
+
+    def explain_activations(self, acts: Mapping[str, torch.Tensor]) -> ExplanationMap:
+        """Explanation from captured block outputs (to share one forward pass between block sets)."""
+        return self.explain_features(self.features_from(acts))
+
+    def explain(self, x: torch.Tensor) -> ExplanationMap:
+        """Explanation of a batch of images x (B, 3, H, W)."""
+        return self.explain_features(self.features(x))
+
+    def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
+        """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
+        return explain_dataset_all({self.name: self}, dataset, indices)[0][self.name]
+
+    def predict(self, data: Dataset | torch.Tensor) -> torch.Tensor:
+        """Eq. 10 predictions (N,) of a batch of images or of a dataset (on the CPU)."""
+        if isinstance(data, torch.Tensor):
+            return self.explain(data).prediction.cpu()
+        return self.explain_dataset(data).prediction
+
+    def score(self, dataset: Dataset) -> float:
+        """Top-1 accuracy (percent) of the eq. 10 prediction on ``dataset``."""
+        return 100.0 * (self.predict(dataset) == torch.as_tensor(dataset.targets)).float().mean().item()
+
+
+@dataclass
+class MultiExplanation:
+    """Several block sets on one batch: maps {name: ExplanationMap}, the captured block outputs
+    {layer: (B, D_b, H_b, W_b)} and the model's logits (B, C), all from one forward pass."""
+
+    maps: dict[str, ExplanationMap]
+    activations: dict[str, torch.Tensor]
+    logits: torch.Tensor
+
+
+def _shared(explainers: Mapping[str, ExplanationMaps]) -> ExplanationMaps:
+    if not explainers:
+        raise ValueError("no explainer given")
+    if len({id(e.model) for e in explainers.values()}) != 1:
+        raise ValueError("these explainers do not share one model")
+    return next(iter(explainers.values()))
+
+
+@torch.no_grad()
+def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
+                extra_layers: Sequence[str] = ()) -> MultiExplanation:
+    """Explain ``x`` with several fitted block sets of the same model in one forward pass
+    (``extra_layers`` are captured too)."""
+    first = _shared(explainers)
+    layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
+    with capture(first.model, layers) as acts:
+        logits = first.model(x.to(first.device))
+    return MultiExplanation({k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts), logits)
+
+
+@torch.no_grad()
+def _class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx``, batched."""
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    for x, _ in ex._batches(dataset, idx.tolist()):
+        with capture(ex.model, layers) as acts:
+            ex.model(x.to(ex.device))
+        for n in layers:
+            out[n].append(acts[n])
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
+            num_classes: int | None = None) -> dict[str, ExplanationMaps]:
+    """Fit several block sets of one model with one forward pass per class (same image subsets).
+
+    The explainers must agree on ``max_images_per_class`` and ``random_state`` (the images of a
+    class are drawn once for all of them). Returns the explainers, fitted.
+    """
+    first = _shared(explainers)
+    if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
+        raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
+    targets = torch.as_tensor(dataset.targets)
+    num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
+    layers = sorted({n for e in explainers.values() for n in e.layers})
+    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
+    names = "+".join(explainers)
+    for c in tqdm(range(num_classes), desc=f"{names} k-means", disable=not first.progress):
+        idx = first._class_indices(targets, c)
+        acts = _class_activations(first, dataset, idx, layers)
+        for k, ex in explainers.items():
+            parts[k].append(ex._fit_class_acts(acts, idx, c))
+    for k, ex in explainers.items():
+        centers, inertia, n, where, dist = zip(*parts[k])
+        ex._set_fitted(list(centers), list(inertia), list(n))
+        ex.patch_index_, ex.patch_distance_ = torch.cat(where), torch.cat(dist)
+        ex.input_size_ = tuple(dataset[0][0].shape[-2:])
+    return dict(explainers)
+
+
+def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
+                        indices: Sequence[int] | None = None) -> tuple[dict[str, ExplanationMap], torch.Tensor]:
+    """Explanations of a dataset (or ``indices``) by several block sets, one forward pass per
+    batch: ({name: ExplanationMap}, logits (N, C)), on the CPU."""
+    first = _shared(explainers)
+    for ex in explainers.values():
+        ex._check_fitted()
+    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
+    logits = []
+    for x, _ in first._batches(dataset, indices, desc="explanation maps"):
+        multi = explain_all(explainers, x)  # block outputs are dropped after each batch
+        for k, m in multi.maps.items():
+            parts[k].append((m.segments.cpu(), m.counts.int().cpu(), m.scores.cpu()))
+        logits.append(multi.logits.float().cpu())
+    maps = {k: ExplanationMap(*(torch.cat(t) for t in zip(*parts[k])), explainers[k].prototype_classes_.cpu())
+            for k in explainers}
+    return maps, torch.cat(logits)
+
+
+__all__ = [
+    "BLOCK_SETS", "NORMS", "resolve_blocks", "block_set_name", "upsample", "normalise", "composite",
+    "class_scores", "ExplanationMap", "ExplanationMaps", "MultiExplanation", "explain_all", "fit_all",
+    "explain_dataset_all",
+]
