@@ -1,8 +1,24 @@
 """protolib: k-means-based post-hoc self-explanation of CNNs.
 
-Modules: ``config`` (profiles, paths, device), ``data`` (dataset registry), ``models``
-(backbones, GAP + linear split, hooks), ``train`` (recipe and checkpoint cache), ``features``
-(batched embeddings), ``sem`` (Theorem 1).
+Foundations
+    ``config``       run profiles (``quick``, ``paper``), data and cache roots, device
+    ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
+    ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
+    ``train``        the KMEx training recipe; a locked, atomic load-or-train cache
+    ``features``     batched (and cached) pooled embeddings z and logits
+The paper
+    ``sem``          Theorem 1: classifier columns as prototypes, per-pixel evidence maps
+    ``kmex``         ``KMExClassifier``, class-wise k-means prototypes (scikit-learn estimator)
+    ``metrics``      Table 1 alignment cosines, accuracies
+    ``kmeans``       a chunked torch k-means, checked against scikit-learn
+    ``blocks``       block sets (B4, B34, B234) and the composite features of eq. 7-8
+    ``maps``         explanation maps (eq. 9) and their prediction (eq. 10); ``maps_cache``
+    ``cam``          eq. 11 attribution, its segment-wise propagation, Grad-CAM through Captum
+    ``patches``      representative training patches of the prototypes
+    ``part_scores``  how well segments follow ground-truth parts (NMI, ARI, purity)
+    ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
+Figures
+    ``viz``, ``viz_maps``, ``widgets`` (ipywidgets explorer)
 """
 
 __version__ = "0.1.0"
