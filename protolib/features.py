@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -67,8 +68,6 @@ def fingerprint(dataset: Dataset) -> str:
 
     Keys cached features, so that regenerated or replaced data never meets stale features.
     """
-    import hashlib
-
     h = hashlib.sha256(torch.as_tensor(dataset.targets).numpy().tobytes())
     images = getattr(dataset, "images", None)
     if isinstance(images, torch.Tensor):
