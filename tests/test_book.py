@@ -1,6 +1,8 @@
-"""The book's sources: notebooks stored clean, every chapter in the table of contents."""
+"""The book's sources: notebooks stored clean, every chapter in the table of contents and built
+the same way (Colab install cell, where it differs from the paper, exercises with folded solutions)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,55 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
     assert in_book <= listed, f"chapters missing from _toc.yml: {sorted(in_book - listed)}"
     for entry in listed:
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), entry
+
+
+def _markdown(path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+
+
+def _colab_install_line(path) -> str:
+    """The ``%pip install`` line of the chapter's first code cell, guarded by ``import protolib``."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    lines = [ln.strip() for ln in "".join(code[0]["source"]).splitlines()]
+    assert len(lines) > 3 and lines[0] == "try:" and lines[1].startswith("import protolib") \
+        and lines[2].startswith("except ImportError:"), \
+        f"{path.name}: the first code cell must open with the Colab install block"
+    assert lines[3].startswith("%pip install") and "protolib" in lines[3], path.name
+    return lines[3]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_installs_protolib_on_colab_first(path):
+    _colab_install_line(path)
+
+
+def test_every_chapter_installs_protolib_the_same_way():
+    lines = {p.name: _colab_install_line(p) for p in NOTEBOOKS}
+    assert len(set(lines.values())) == 1, f"different install lines: {lines}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_says_where_it_differs_from_the_paper(path):
+    cells = json.loads(path.read_text())["cells"]
+    text = "".join(cells[1]["source"])
+    assert cells[1]["cell_type"] == "markdown" and text.startswith(
+        "```{admonition} Where we differ from the paper\n:class: note\n"), \
+        f"{path.name}: the cell after the opening one must be the 'Where we differ from the paper' note"
+    assert text.rstrip().endswith("```") and len(text.splitlines()) > 3, path.name
+    assert sum("Where we differ from the paper" in m for m in _markdown(path)) == 1, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_ends_with_exercises_and_hidden_solutions(path):
+    cells = json.loads(path.read_text())["cells"]
+    starts = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+              and "".join(c["source"]).startswith("## Exercises\n")]
+    assert len(starts) == 1, f"{path.name} needs one '## Exercises' section, has {len(starts)}"
+    start = starts[0]
+    tail = cells[start:]
+    assert all(c["cell_type"] == "markdown" for c in tail), f"{path.name}: the exercises must close the chapter"
+    text = "\n".join("".join(c["source"]) for c in tail)
+    exercises = re.findall(r"^### Exercise \d+", text, flags=re.M)
+    solutions = re.findall(r"^`{3,}\{admonition\} Solution\n:class: dropdown$", text, flags=re.M)
+    assert 2 <= len(exercises) <= 4, f"{path.name}: {len(exercises)} exercises, want 2 to 4"
+    assert len(solutions) == len(exercises), f"{path.name}: {len(solutions)} dropdown solutions for {len(exercises)} exercises"
