@@ -208,6 +208,7 @@ def load_or_train(
     checkpoint also stores the test accuracy and the training time.
     """
     prof = config.get_profile(profile)
+    check_int("seed", seed, 0)
     arch = arch or prof.arch
     pretrained = prof.pretrained if pretrained is None else pretrained
     recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))

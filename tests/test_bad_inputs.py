@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from protolib import cam, config, data, maps, maps_cache, train  # noqa: E402
+from protolib import cam, config, data, features, maps, maps_cache, sem, train  # noqa: E402
 from protolib.data.mnist import read_idx  # noqa: E402
 from protolib.kmex import KMExClassifier  # noqa: E402
 from protolib.models import build_model, capture  # noqa: E402
@@ -219,6 +219,14 @@ CASES = [
     ("gzip file cut in half", truncated_gzip, ValueError, r"t10k-images-idx3-ubyte\.gz could not be read.*damaged"),
     ("unknown dataset", lambda: data.load("cifar10"), ValueError, "unknown dataset 'cifar10'"),
     ("unknown split", lambda: data.load("digits", "val"), ValueError, "split must be 'train' or 'test'"),
+    ("fractional split seed", lambda: data.load("digits", "train", seed=0.5), TypeError, "seed must be an integer"),
+    ("embed an empty dataset", lambda: features.embed(TinyNet(), Images(torch.zeros(0, 2, 8, 8), []), progress=False),
+     ValueError, "dataset is empty"),
+    # Theorem 1 (sem)
+    ("evidence maps of a NaN image", lambda: sem.evidence_maps(TinyNet(), images(value=float("nan"))), ValueError,
+     r"batch indices \[1\]"),
+    ("theorem 1 check on one unbatched image", lambda: sem.theorem1_check(TinyNet(), images()[0]), ValueError,
+     "unsqueeze"),
     # training
     ("recipe with 0 epochs", lambda: train.Recipe(epochs=0), ValueError, "epochs must be an integer >= 1, got 0"),
     ("recipe with 2.5 epochs", lambda: train.Recipe(epochs=2.5), TypeError, "epochs must be an integer"),
