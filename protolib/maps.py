@@ -365,7 +365,7 @@ def _check_dataset_batch(x: torch.Tensor, positions, size=None) -> None:
         raise ValueError(f"dataset holds {x.shape[-2]} x {x.shape[-1]} images, but the explainer was fitted on "
                          f"{size[0]} x {size[1]} images (input_size_)")
     if not torch.isfinite(x).all():
-        bad = torch.as_tensor(positions)[~torch.isfinite(x).flatten(1).all(1)].tolist()
+        bad = torch.as_tensor(positions)[~torch.isfinite(x).flatten(1).all(1).cpu()].tolist()
         raise ValueError(f"dataset images {bad[:10]} hold NaN or infinite values")
 
 

@@ -151,3 +151,20 @@ def test_inspect_prototypes_on_a_hand_built_set():
     np.testing.assert_array_equal(ins.cluster_sizes[order], [3, 3, 1, 1])
     np.testing.assert_array_equal(ins.n_assigned[order], [3, 4, 1, 1])      # x = 9 goes to 34/3
     np.testing.assert_allclose(ins.purity[order], [1.0, 3 / 4, 1.0, 1.0])
+
+
+def test_probabilities_are_informative_on_real_digits():
+    # scikit-learn's 1,797 digits (64 pixels), 360 held out: the old log-similarity softmax gave a
+    # mean largest probability of 0.10 (uniform over 10 classes); exp(-d^2 / s^2) gives ~0.6
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te = idx[360:], idx[:360]
+    clf = KMExClassifier(5, n_init=2, random_state=0).fit(X[tr], y[tr])
+    proba, pred = clf.predict_proba(X[te]), clf.predict(X[te])
+    np.testing.assert_array_equal(proba.argmax(1), pred)
+    assert (pred == y[te]).mean() > 0.95
+    assert 0.5 < proba.max(1).mean() < 0.7
+    # right answers are more confident than wrong ones
+    assert proba.max(1)[pred == y[te]].mean() > proba.max(1)[pred != y[te]].mean()
