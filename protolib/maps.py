@@ -106,7 +106,8 @@ class ExplanationMaps:
 
     Fitted attributes: ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
     ``grid_`` (H', W'), ``input_size_`` (H, W) (images explained later must have this size),
-    ``model_fingerprint_`` (of the model's weights; explaining with changed weights is refused), ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
+    ``model_fingerprint_`` (of the model's weights; explaining with changed weights is refused),
+    ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
     ``patch_index_`` (K, 3) = (dataset index, row, col) of the training pixel nearest to each
     prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
     """
@@ -407,7 +408,8 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
     first = _shared(explainers)
     for ex in explainers.values():
         ex._check_model()
-    check_dataset("dataset", dataset)
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: it holds no image to explain")
     positions = torch.arange(len(dataset)) if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
     if len(positions) == 0:
         raise ValueError("indices is empty: nothing to explain")
