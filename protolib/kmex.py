@@ -142,6 +142,10 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
       softmax is nearly uniform (the mean largest probability was 0.10 on ten digit classes),
       and far from the data float rounding reorders the classes.
 
+    The bandwidth is not tuned to calibrate: on 360 held-out scikit-learn digits (64 pixels,
+    K/C = 5) the mean largest probability is 0.60 at 97.8 % accuracy, so the probabilities are
+    cautious; a narrower bandwidth would be sharper.
+
     Examples
     --------
     >>> import numpy as np
