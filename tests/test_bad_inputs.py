@@ -7,8 +7,6 @@ match). ``python tests/test_bad_inputs.py`` prints them as a table with the mess
 
 from __future__ import annotations
 
-import gzip
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +15,20 @@ import torch
 from sklearn.exceptions import NotFittedError
 from torch.utils.data import Dataset
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from protolib import cam, config, data, features, maps, maps_cache, sem, train  # noqa: E402
-from protolib.data.mnist import read_idx  # noqa: E402
-from protolib.kmex import KMExClassifier  # noqa: E402
-from protolib.models import build_model, capture  # noqa: E402
-from tiny_nets import TinyImages, TinyNet  # noqa: E402
+from conftest import write_idx
+from protolib import cam, config, data, features, maps, maps_cache, sem, train
+from protolib.data.mnist import read_idx
+from protolib.kmex import KMExClassifier
+from protolib.models import build_model, capture
+from tiny_nets import TinyImages, TinyNet
 
 X2 = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
 Y2 = np.array([0, 0, 1, 1])
 
 
 class Images(Dataset):
-    """In-memory (image, label) pairs with ``targets`` as given (any type)."""
+    """In-memory images with ``targets`` as given (any type, even strings); an item's label is
+    the target when it is an integer, else 0, so only the checks on ``targets`` can catch it."""
 
     def __init__(self, images, targets):
         self.images, self.targets = images, targets
@@ -102,8 +100,6 @@ def restored_into_another_model():
 
 
 def truncated_gzip(tmp: Path):
-    from conftest import write_idx
-
     path = write_idx(tmp / "t10k-images-idx3-ubyte", np.zeros((20, 28, 28), np.uint8))
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])
