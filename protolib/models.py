@@ -234,7 +234,8 @@ def model_fingerprint(model: nn.Module) -> str:
     """SHA-256 (16 hex digits) of a model's state dict: names, shapes and values.
 
     Remembered per model while no tensor of its state dict is replaced or changed in place
-    (torch counts in-place changes), so checking it before every use costs microseconds.
+    (torch counts in-place changes), so checking it before every use costs about a millisecond
+    (ResNet18) instead of hashing 45 MB again.
     """
     state = model.state_dict()
     stamp = tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in state.items())
