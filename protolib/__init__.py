@@ -6,6 +6,7 @@ Foundations
     ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
     ``train``        the KMEx training recipe; a locked, atomic load-or-train cache
     ``features``     batched (and cached) pooled embeddings z and logits
+    ``_checks``      the argument checks shared by the public entry points (clear errors)
 The paper
     ``sem``          Theorem 1: classifier columns as prototypes, per-pixel evidence maps
     ``kmex``         ``KMExClassifier``, class-wise k-means prototypes (scikit-learn estimator)

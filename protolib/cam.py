@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .maps import ExplanationMap, ExplanationMaps, explain_all
-from .models import GAPSplit, split_gap_linear
+from ._checks import check_class_targets
+from .maps import ExplanationMap, ExplanationMaps, _explain_all, check_ready
+from .models import GAPSplit, get_layer, split_gap_linear
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
 
@@ -113,16 +114,19 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     ``explainers`` share one model; they are walked from the smallest grid to the largest (e.g.
     B4, B34, B234), each step propagating the previous importance map onto its segments.
     ``last_layer`` is the module whose output is the encoder output h (``layer4`` for ResNets).
-    ``target`` defaults to the CNN's predicted class.
+    ``target`` defaults to the CNN's predicted class; else an int or one class index per image,
+    each in [0, C).
     """
-    first = next(iter(explainers.values()))
+    first = check_ready(explainers, x)
+    get_layer(first.model, last_layer)
     head = _split(first.model).head
-    multi = explain_all(explainers, x, extra_layers=(last_layer,))
+    tgt = check_class_targets("target", target, len(x), head.out_features)
+    multi = _explain_all(explainers, x, extra_layers=(last_layer,))
     outs, acts = multi.maps, multi.activations
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
     h = acts[last_layer]
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))
-    tgt = logits.argmax(1) if target is None else torch.as_tensor(target, device=h.device).expand(len(h))
+    tgt = logits.argmax(1) if tgt is None else tgt.to(h.device)
     current = att[torch.arange(len(h), device=h.device), tgt]
     maps = {}
     for name in names:

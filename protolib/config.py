@@ -99,10 +99,17 @@ def cache_root() -> Path:
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """The device asked for, else ``$PROTOLIB_DEVICE``, else CUDA when available, else CPU."""
+    source = "device" if device else f"${DEVICE_ENV}"
     chosen = device or os.environ.get(DEVICE_ENV)
-    if chosen:
-        return torch.device(chosen)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not chosen:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(chosen)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{source}={chosen!r} is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{source}={chosen!r} asks for CUDA, but no CUDA GPU is available here; use 'cpu'")
+    return dev
 
 
 def describe(profile: str | None = None) -> str:

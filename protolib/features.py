@@ -50,6 +50,8 @@ def embed(
     ``model`` must end in global average pooling + linear (see
     :func:`protolib.models.split_gap_linear`); the dataset should use evaluation transforms.
     """
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: it holds no image to embed")
     device = config.get_device(device)
     model.to(device).eval()
     split = split_gap_linear(model)

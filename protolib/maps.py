@@ -39,9 +39,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from . import config
+from ._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_labels,
+                      check_number, check_size)
 from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
 from .kmeans import assign, kmeans
-from .models import capture
+from .models import capture, get_layer, model_fingerprint
 
 
 def class_scores(counts: torch.Tensor, k_per_class: int) -> torch.Tensor:
@@ -103,7 +105,9 @@ class ExplanationMaps:
     random_state : seed; the seed of class c is derived from (random_state, c).
 
     Fitted attributes: ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
-    ``grid_`` (H', W'), ``input_size_`` (H, W), ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
+    ``grid_`` (H', W'), ``input_size_`` (H, W) (images explained later must have this size),
+    ``model_fingerprint_`` (of the model's weights; explaining with changed weights is refused),
+    ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
     ``patch_index_`` (K, 3) = (dataset index, row, col) of the training pixel nearest to each
     prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
     """
@@ -113,13 +117,21 @@ class ExplanationMaps:
                  max_iter: int = 100, tol: float = 1e-4, max_images_per_class: int | None = None,
                  max_pixels_per_class: int | None = None, batch_size: int = 64, chunk_size: int | None = None,
                  random_state: int = 0, device=None, progress: bool = True):
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if k_per_class < 1:
-            raise ValueError(f"k_per_class must be at least 1, got {k_per_class}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_choice("norm", norm, NORMS)
+        check_int("k_per_class", k_per_class, 1)
+        check_size("size", size)
+        check_int("n_init", n_init, 1), check_int("max_iter", max_iter, 1), check_number("tol", tol, 0)
+        check_int("max_images_per_class", max_images_per_class, 1, allow_none=True)
+        check_int("max_pixels_per_class", max_pixels_per_class, k_per_class, allow_none=True)
+        check_int("batch_size", batch_size, 1), check_int("chunk_size", chunk_size, 1, allow_none=True)
+        check_int("random_state", random_state, 0)
+        self.layers = resolve_blocks(blocks)
+        for layer in self.layers:  # unknown block names fail here, not at fit
+            get_layer(model, layer)
         self.device = config.get_device(device)
         self.model = model.to(self.device).eval()
-        self.layers = resolve_blocks(blocks)
         self.name = block_set_name(self.layers)
         self.k_per_class, self.norm, self.size = k_per_class, norm, size
         self.n_init, self.max_iter, self.tol = n_init, max_iter, tol
@@ -142,6 +154,9 @@ class ExplanationMaps:
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """h-check (B, D, H', W') of a batch of images x (B, 3, H, W) (one forward pass)."""
+        return self._features(check_images("x", x))
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         with capture(self.model, self.layers) as acts:
             self.model(x.to(self.device))
         return self.features_from(acts)
@@ -194,9 +209,15 @@ class ExplanationMaps:
         """
         protos, inertia, n_pix = [], [], []
         for c, x in enumerate(per_class):
+            if not isinstance(x, torch.Tensor) or x.ndim != 2:
+                raise ValueError(f"per_class[{c}] must be a (M, D) tensor of pixel vectors, got "
+                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
             centers, i, n = self._fit_class(x.to(self.device).float(), c)
             protos.append(centers), inertia.append(i), n_pix.append(n)
+        if not protos:
+            raise ValueError("per_class yielded no class")
         self._set_fitted(protos, inertia, n_pix)
+        self.model_fingerprint_ = None  # not fitted through the model: nothing to check at use
         return self
 
     def _set_fitted(self, protos, inertia, n_pix) -> None:
@@ -211,9 +232,23 @@ class ExplanationMaps:
         if not hasattr(self, "prototypes_"):
             raise RuntimeError(f"{self!r} is not fitted yet: call fit(dataset) first")
 
+    def _check_model(self) -> None:
+        """The model must still be the one the prototypes were fitted on (same weights)."""
+        self._check_fitted()
+        expected = getattr(self, "model_fingerprint_", None)
+        if expected is not None and (now := model_fingerprint(self.model)) != expected:
+            raise RuntimeError(
+                f"{self!r}: its model is not the one its prototypes were fitted on (weights "
+                f"fingerprint {now}, fitted on {expected}); fit the explainer again on this model")
+
     def assign(self, h: torch.Tensor) -> torch.Tensor:
         """Eq. 9: h-check (B, D, H', W') -> segments (B, H', W'), nearest prototype of each pixel."""
         self._check_fitted()
+        if not isinstance(h, torch.Tensor) or h.ndim != 4 or h.shape[1] != self.prototypes_.shape[1]:
+            got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ValueError(f"h must be composite features (B, {self.prototypes_.shape[1]}, H', W') "
+                             f"for the prototypes of {self!r}, got {got}")
+        check_finite_rows("h (the composite features)", h)
         b, d, hh, ww = h.shape
         labels, _ = assign(h.permute(0, 2, 3, 1).reshape(-1, d), self.prototypes_, self.chunk_size)
         return labels.view(b, hh, ww)
@@ -230,8 +265,15 @@ class ExplanationMaps:
         return self.explain_features(self.features_from(acts))
 
     def explain(self, x: torch.Tensor) -> ExplanationMap:
-        """Explanation of a batch of images x (B, 3, H, W)."""
-        return self.explain_features(self.features(x))
+        """Explanation of a batch of images x (B, 3, H, W), of the size the explainer was fitted on.
+
+        Images holding NaN or infinities are refused, naming them (they would otherwise all go
+        to prototype 0).
+        """
+        self._check_model()
+        check_images("x", x, size=getattr(self, "input_size_", None))
+        with torch.no_grad():
+            return self.explain_features(self._features(x))
 
     def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
         """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
@@ -245,7 +287,8 @@ class ExplanationMaps:
 
     def score(self, dataset: Dataset) -> float:
         """Top-1 accuracy (percent) of the eq. 10 prediction on ``dataset``."""
-        return 100.0 * (self.predict(dataset) == torch.as_tensor(dataset.targets)).float().mean().item()
+        targets = check_dataset("dataset", dataset)
+        return 100.0 * (self.predict(dataset) == targets).float().mean().item()
 
 
 @dataclass
@@ -259,19 +302,39 @@ class MultiExplanation:
 
 
 def _shared(explainers: Mapping[str, ExplanationMaps]) -> ExplanationMaps:
-    if not explainers:
-        raise ValueError("no explainer given")
+    if not isinstance(explainers, Mapping) or not explainers:
+        raise ValueError(f"explainers must be a non-empty dict {{name: ExplanationMaps}}, got {explainers!r}")
+    if not all(isinstance(e, ExplanationMaps) for e in explainers.values()):
+        raise TypeError("explainers must map names to ExplanationMaps, got "
+                        f"{sorted({type(e).__name__ for e in explainers.values()})}")
     if len({id(e.model) for e in explainers.values()}) != 1:
         raise ValueError("these explainers do not share one model")
     return next(iter(explainers.values()))
 
 
-@torch.no_grad()
 def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
                 extra_layers: Sequence[str] = ()) -> MultiExplanation:
     """Explain ``x`` with several fitted block sets of the same model in one forward pass
     (``extra_layers`` are captured too)."""
+    check_ready(explainers, x)
+    return _explain_all(explainers, x, extra_layers)
+
+
+def check_ready(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor) -> ExplanationMaps:
+    """Check that ``explainers`` are fitted, share one model that still has the weights they were
+    fitted on, and that ``x`` is a finite batch of images of their input size; returns the first."""
     first = _shared(explainers)
+    for ex in explainers.values():
+        ex._check_model()
+    check_images("x", x, size=getattr(first, "input_size_", None))
+    return first
+
+
+@torch.no_grad()
+def _explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
+                 extra_layers: Sequence[str] = ()) -> MultiExplanation:
+    """:func:`explain_all` without the checks (done once per dataset by the callers that batch)."""
+    first = next(iter(explainers.values()))
     layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
     with capture(first.model, layers) as acts:
         logits = first.model(x.to(first.device))
@@ -282,12 +345,29 @@ def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
 def _class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
     """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx``, batched."""
     out: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    start = 0
     for x, _ in ex._batches(dataset, idx.tolist()):
+        _check_dataset_batch(x, idx[start:start + len(x)])
+        start += len(x)
         with capture(ex.model, layers) as acts:
             ex.model(x.to(ex.device))
         for n in layers:
             out[n].append(acts[n])
     return {n: torch.cat(v) for n, v in out.items()}
+
+
+def _check_dataset_batch(x: torch.Tensor, positions, size=None) -> None:
+    """A batch of dataset images: a floating (B, C, H, W) tensor without NaN (of ``size`` when
+    given), whose bad images are named by their dataset index (``positions``)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise TypeError(f"dataset images must be floating (C, H, W) tensors, got a batch "
+                        f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        raise ValueError(f"dataset holds {x.shape[-2]} x {x.shape[-1]} images, but the explainer was fitted on "
+                         f"{size[0]} x {size[1]} images (input_size_)")
+    if not torch.isfinite(x).all():
+        bad = torch.as_tensor(positions)[~torch.isfinite(x).flatten(1).all(1).cpu()].tolist()
+        raise ValueError(f"dataset images {bad[:10]} hold NaN or infinite values")
 
 
 def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
@@ -300,8 +380,10 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
     first = _shared(explainers)
     if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
         raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
-    targets = torch.as_tensor(dataset.targets)
+    targets = check_dataset("dataset", dataset)
+    check_int("num_classes", num_classes, 1, allow_none=True)
     num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
+    check_labels("dataset.targets", targets, num_classes)
     layers = sorted({n for e in explainers.values() for n in e.layers})
     parts: dict[str, list[tuple]] = {k: [] for k in explainers}
     names = "+".join(explainers)
@@ -315,6 +397,7 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
         ex._set_fitted(list(centers), list(inertia), list(n))
         ex.patch_index_, ex.patch_distance_ = torch.cat(where), torch.cat(dist)
         ex.input_size_ = tuple(dataset[0][0].shape[-2:])
+        ex.model_fingerprint_ = model_fingerprint(ex.model)
     return dict(explainers)
 
 
@@ -324,11 +407,19 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
     batch: ({name: ExplanationMap}, logits (N, C)), on the CPU."""
     first = _shared(explainers)
     for ex in explainers.values():
-        ex._check_fitted()
+        ex._check_model()
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: it holds no image to explain")
+    positions = torch.arange(len(dataset)) if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
+    if len(positions) == 0:
+        raise ValueError("indices is empty: nothing to explain")
     parts: dict[str, list[tuple]] = {k: [] for k in explainers}
     logits = []
+    start = 0
     for x, _ in first._batches(dataset, indices, desc="explanation maps"):
-        multi = explain_all(explainers, x)  # block outputs are dropped after each batch
+        _check_dataset_batch(x, positions[start:start + len(x)], getattr(first, "input_size_", None))
+        start += len(x)
+        multi = _explain_all(explainers, x)  # block outputs are dropped after each batch
         for k, m in multi.maps.items():
             parts[k].append((m.segments.cpu(), m.counts.int().cpu(), m.scores.cpu()))
         logits.append(multi.logits.float().cpu())
@@ -339,6 +430,6 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
 
 __all__ = [
     "BLOCK_SETS", "NORMS", "resolve_blocks", "block_set_name", "upsample", "normalise", "composite",
-    "class_scores", "ExplanationMap", "ExplanationMaps", "MultiExplanation", "explain_all", "fit_all",
+    "class_scores", "ExplanationMap", "ExplanationMaps", "MultiExplanation", "check_ready", "explain_all", "fit_all",
     "explain_dataset_all",
 ]

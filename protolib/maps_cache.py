@@ -8,29 +8,17 @@ data and every setting of the fit, and written atomically under a file lock by
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping
 
-import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from . import config
 from .maps import ExplanationMaps, fit_all
+from .models import model_fingerprint
 from .train import cache_key, load_or_build
 
 FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 (16 hex digits) of a model's state dict: names, shapes and values."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:16]
 
 
 def settings(ex: ExplanationMaps) -> dict:
@@ -44,17 +32,24 @@ def settings(ex: ExplanationMaps) -> dict:
 def fitted_state(ex: ExplanationMaps) -> dict:
     """The fitted attributes of ``ex`` as a dict of CPU tensors and plain values."""
     state = {k: getattr(ex, k).cpu() for k in FITTED}
-    state.update(grid=list(ex.grid_), input_size=list(ex.input_size_), num_classes=ex.num_classes_)
+    state.update(grid=list(ex.grid_), input_size=list(ex.input_size_), num_classes=ex.num_classes_,
+                 model_fingerprint=ex.model_fingerprint_)
     return state
 
 
 def restore(ex: ExplanationMaps, state: Mapping) -> ExplanationMaps:
-    """Put a :func:`fitted_state` back into an unfitted explainer (on its device)."""
+    """Put a :func:`fitted_state` back into an unfitted explainer (on its device).
+
+    Explaining with it then checks that its model is the one the prototypes were fitted on.
+    """
     for k in FITTED:
         value = state[k]
         setattr(ex, k, value.to(ex.device) if k in ("prototypes_", "prototype_classes_") else value)
     ex.grid_, ex.input_size_ = tuple(state["grid"]), tuple(state["input_size"])
     ex.num_classes_ = int(state["num_classes"])
+    # the fingerprint of the model the prototypes were fitted on (files written before it was
+    # stored are keyed by the model's fingerprint, so they belong to ex.model)
+    ex.model_fingerprint_ = state.get("model_fingerprint") or model_fingerprint(ex.model)
     return ex
 
 

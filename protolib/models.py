@@ -10,7 +10,9 @@ after pooling, pooling to more than one pixel).
 
 from __future__ import annotations
 
+import hashlib
 import operator
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -19,6 +21,8 @@ import torch
 import torch.fx
 import torchvision
 from torch import nn
+
+from ._checks import check_int
 
 
 class UnsupportedHeadError(ValueError):
@@ -81,9 +85,34 @@ def _is_pass_through(node: torch.fx.Node, gm: torch.fx.GraphModule) -> bool:
 
 
 def _describe(node: torch.fx.Node, gm: torch.fx.GraphModule) -> str:
+    """The layer a graph node belongs to: ``classifier.0 (LayerNorm2d)``, not an fx node name."""
     if node.op == "call_module":
         return f"{node.target} ({type(gm.get_submodule(node.target)).__name__})"
-    return f"{node.name} ({node.op} {getattr(node.target, '__name__', node.target)})"
+    op = f"{node.op} {getattr(node.target, '__name__', node.target)}"
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:  # the innermost module whose forward the traced operation comes from
+        path, kind = list(stack.values())[-1]
+        return f"{path} ({getattr(kind, '__name__', kind)}; its operation {op})"
+    return f"{node.name} ({op})"
+
+
+def _trace(model: nn.Module) -> torch.fx.GraphModule:
+    """Trace ``model``; a model in training mode whose output is not a linear layer is traced again
+    in evaluation mode (GoogLeNet and Inception return auxiliary logits only when training)."""
+    gm = torch.fx.symbolic_trace(model)
+    if model.training and not _ends_in_linear(gm):
+        try:
+            model.eval()
+            gm = torch.fx.symbolic_trace(model)
+        finally:
+            model.train()
+    return gm
+
+
+def _ends_in_linear(gm: torch.fx.GraphModule) -> bool:
+    last = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    return isinstance(last, torch.fx.Node) and last.op == "call_module" and isinstance(
+        gm.get_submodule(last.target), nn.Linear)
 
 
 def split_gap_linear(model: nn.Module) -> GAPSplit:
@@ -94,7 +123,7 @@ def split_gap_linear(model: nn.Module) -> GAPSplit:
     of a feature map, because Theorem 1 does not hold for such models.
     """
     try:
-        gm = torch.fx.symbolic_trace(model)
+        gm = _trace(model)
     except Exception as err:
         raise UnsupportedHeadError(
             f"could not trace {type(model).__name__} with torch.fx ({err}); build the split by hand "
@@ -102,8 +131,7 @@ def split_gap_linear(model: nn.Module) -> GAPSplit:
         ) from err
     output = next(n for n in gm.graph.nodes if n.op == "output")
     last = output.args[0]
-    if not (isinstance(last, torch.fx.Node) and last.op == "call_module"
-            and isinstance(gm.get_submodule(last.target), nn.Linear)):
+    if not _ends_in_linear(gm):
         what = _describe(last, gm) if isinstance(last, torch.fx.Node) else type(last).__name__
         raise UnsupportedHeadError(
             f"{type(model).__name__}: the last operation is {what}, not a linear layer; "
@@ -139,6 +167,11 @@ WEIGHTS = {
 }
 
 
+# Models that torchvision builds with auxiliary classifiers (their output in training mode is a
+# tuple of logits): protolib builds them without, since their main head is GAP + dropout + linear.
+_AUX_FREE = {"googlenet": {"aux_logits": False}, "inception_v3": {"aux_logits": False}}
+
+
 def _load_weights(arch: str):
     weights = torchvision.models.get_weight(WEIGHTS.get(arch, f"{arch}.DEFAULT"))
     return weights
@@ -152,11 +185,16 @@ def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool 
     torch's hub cache when present, else downloaded); offline without a cached copy it raises
     :class:`WeightsUnavailableError` saying where to put the file.
     """
-    if arch not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(f"unknown torchvision architecture {arch!r}")
+    if not isinstance(arch, str) or arch not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"arch: unknown torchvision architecture {arch!r}; "
+                         "see torchvision.models.list_models() for the names")
+    check_int("num_classes", num_classes, 1)
     weights = _load_weights(arch) if pretrained else None
+    kwargs = dict(_AUX_FREE.get(arch, {}))
+    if arch in _AUX_FREE and weights is None:
+        kwargs["init_weights"] = True  # torchvision's default, stated to silence its warning
     try:
-        model = torchvision.models.get_model(arch, weights=weights)
+        model = torchvision.models.get_model(arch, weights=weights, **kwargs)
     except Exception as err:  # URLError, OSError, ... when offline
         url = getattr(weights, "url", "?")
         hub = torch.hub.get_dir()
@@ -173,6 +211,46 @@ def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool 
     return model
 
 
+def get_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """(dotted name, module) of ``layer`` in ``model``; a clear error when it is not there."""
+    if isinstance(layer, str):
+        try:
+            return layer, model.get_submodule(layer)
+        except AttributeError:
+            names = [n for n, _ in model.named_children()]
+            raise ValueError(f"{type(model).__name__} has no module {layer!r}; top-level modules: {names}") from None
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"a layer must be a dotted module name or an nn.Module, got {type(layer).__name__}")
+    name = next((n for n, m in model.named_modules() if m is layer), None)
+    if name is None:
+        raise ValueError(f"the module given ({type(layer).__name__}) is not part of the model")
+    return name, layer
+
+
+_FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's state dict: names, shapes and values.
+
+    Remembered per model while no tensor of its state dict is replaced or changed in place
+    (torch counts in-place changes), so checking it before every use costs about a millisecond
+    (ResNet18) instead of hashing 45 MB again.
+    """
+    state = model.state_dict()
+    stamp = tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in state.items())
+    known = _FINGERPRINTS.get(model)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    _FINGERPRINTS[model] = (stamp, digest.hexdigest()[:16])
+    return _FINGERPRINTS[model][1]
+
+
 @contextmanager
 def capture(model: nn.Module, layers: Sequence[str | nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` (dotted names or modules) during forward passes.
@@ -185,19 +263,7 @@ def capture(model: nn.Module, layers: Sequence[str | nn.Module]) -> Iterator[dic
 
     The hooks are removed when the block ends, even on error.
     """
-    named = {}
-    for layer in layers:
-        if isinstance(layer, str):
-            try:
-                named[layer] = model.get_submodule(layer)
-            except AttributeError:
-                names = [n for n, _ in model.named_children()]
-                raise ValueError(f"{type(model).__name__} has no module {layer!r}; top-level modules: {names}") from None
-        else:
-            name = next((n for n, m in model.named_modules() if m is layer), None)
-            if name is None:
-                raise ValueError("the module given is not part of the model")
-            named[name] = layer
+    named = dict(get_layer(model, layer) for layer in layers)
     store: dict[str, torch.Tensor] = {}
     handles = [
         module.register_forward_hook(lambda _m, _i, out, key=key: store.__setitem__(key, out))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._checks import check_images
 from .models import split_gap_linear
 
 
@@ -35,6 +36,7 @@ def evidence_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
     ``maps[b, j, u, v] = h[b, :, u, v] . c_j (+ b_j)``. The mean of ``maps`` over (H, W) is the
     network's logits (Theorem 1).
     """
+    check_images("x", x)
     split = split_gap_linear(model)
     h = split.features(x)
     maps = torch.einsum("bdhw,cd->bchw", h, split.head.weight)
@@ -65,6 +67,7 @@ def theorem1_check(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch
     The model is evaluated (on a copy when ``dtype`` differs from its own), so BatchNorm uses
     its running statistics and dropout is off: the identity holds for the network as deployed.
     """
+    check_images("x", x)
     params = next(model.parameters())
     net = model if params.dtype == dtype else copy.deepcopy(model).to(dtype)
     was_training = net.training

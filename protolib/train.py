@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import config, data
+from ._checks import check_int, check_labels, check_number
 from .models import build_model
 
 CACHE_FORMAT = 1  # bump when the meaning of a cached file changes
@@ -45,6 +46,11 @@ class Recipe:
     weight_decay: float = 0.0
     eta_min: float = 1e-4
     augment: bool = True
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, 1), check_int("batch_size", self.batch_size, 1)
+        check_number("lr", self.lr, 0, strict=True), check_number("momentum", self.momentum, 0)
+        check_number("weight_decay", self.weight_decay, 0), check_number("eta_min", self.eta_min, 0)
 
 
 @dataclass
@@ -76,11 +82,18 @@ def fit(
     Randomness (batch order, augmentation, dropout) comes from ``seed`` alone: the global RNG
     is forked, so the caller's random state is left as it was.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a protolib.train.Recipe, got {type(recipe).__name__}")
+    check_int("seed", seed, 0)
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty: it holds no sample")
+    if hasattr(train_set, "targets"):
+        check_labels("train_set.targets", train_set.targets)
     device = config.get_device(device)
     model.to(device).train()
     loader = _loader(train_set, recipe.batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > recipe.batch_size)
-    if len(loader) == 0:
-        raise ValueError("the training set is empty")
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * len(loader), eta_min=recipe.eta_min)
     loss_fn = nn.CrossEntropyLoss()
@@ -195,6 +208,7 @@ def load_or_train(
     checkpoint also stores the test accuracy and the training time.
     """
     prof = config.get_profile(profile)
+    check_int("seed", seed, 0)
     arch = arch or prof.arch
     pretrained = prof.pretrained if pretrained is None else pretrained
     recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))

@@ -9,7 +9,7 @@ from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestCentroid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from protolib.kmex import KMExClassifier, SmallClassWarning, inspect_prototypes, squared_distances
+from protolib.kmex import KMExClassifier, SmallClassWarning, inspect_prototypes, log_similarity, squared_distances
 
 
 @parametrize_with_checks([KMExClassifier(n_init=2, random_state=0)])
@@ -56,16 +56,67 @@ def test_equals_classwise_sklearn_kmeans_and_nearest_prototype_rule():
     np.testing.assert_array_equal(clf.n_prototypes_per_class_, [3, 3, 3, 3])
 
 
-def test_decision_function_and_proba_agree_with_predict():
+def test_decision_function_and_proba_are_the_scaled_gaussian_similarity():
     X, y = blobs(std=5.0)
     clf = KMExClassifier(n_prototypes_per_class=2, n_init=2, random_state=0).fit(X, y)
     scores, proba, pred = clf.decision_function(X), clf.predict_proba(X), clf.predict(X)
     np.testing.assert_array_equal(clf.classes_[scores.argmax(1)], pred)
     np.testing.assert_array_equal(clf.classes_[proba.argmax(1)], pred)
     np.testing.assert_allclose(proba.sum(1), 1.0)
-    # the score is log((d^2 + 1) / (d^2 + eps)) of the nearest prototype of the class
-    d2 = squared_distances(X, clf.prototypes_)[:, clf.prototype_labels_ == 1].min(1)
-    np.testing.assert_allclose(scores[:, 1], np.log((d2 + 1) / (d2 + 1e-4)))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    # the scale is the mean squared distance of a training sample to its k-means centroid
+    assert clf.distance_scale_ == pytest.approx(clf.inertia_.sum() / len(X), rel=1e-12)
+    # p_c proportional to exp(-d_c^2 / s^2), d_c the distance to the nearest prototype of class c
+    d2 = squared_distances(X, clf.prototypes_)
+    per_class = np.stack([d2[:, clf.prototype_labels_ == c].min(1) for c in range(4)], 1)
+    np.testing.assert_allclose(scores, -(per_class - per_class.min(1, keepdims=True)) / clf.distance_scale_,
+                               rtol=1e-9, atol=1e-9)
+    w = np.exp(-(per_class - per_class.min(1, keepdims=True)) / clf.distance_scale_)
+    np.testing.assert_allclose(proba, w / w.sum(1, keepdims=True), rtol=1e-9, atol=1e-300)
+
+
+def test_two_classes_by_hand():
+    # one prototype per class at 0 and 2 (1-D); training spread: squared distances 1 -> scale 1
+    X = np.array([[-1.0], [1.0], [1.0], [3.0]])
+    clf = KMExClassifier(n_prototypes_per_class=1, n_init=1, random_state=0).fit(X, [0, 0, 1, 1])
+    assert clf.distance_scale_ == 1.0
+    # at x = 0.5: d0^2 = 0.25, d1^2 = 2.25 -> binary score (d0^2 - d1^2) / 1 = -2, p1 = 1 / (1 + e^2)
+    np.testing.assert_allclose(clf.decision_function([[0.5]]), [-2.0])
+    np.testing.assert_allclose(clf.predict_proba([[0.5]]), [[1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))]])
+    np.testing.assert_allclose(clf.predict_proba([[1.0]]), [[0.5, 0.5]])  # equidistant
+    assert clf.predict([[1.0]])[0] == 0  # a tie goes to the first class, as argmax does
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e3, 1e6, 1e9])
+def test_proba_ranks_classes_like_predict_at_every_scale(scale):
+    X, y = blobs(n=400, centers=10, std=4.0)
+    Xt, _ = blobs(n=300, centers=10, std=8.0, seed=1)
+    # fitted and used at one scale: the same probabilities at every scale
+    ref = KMExClassifier(n_prototypes_per_class=3, n_init=1, random_state=0).fit(X, y)
+    clf = KMExClassifier(n_prototypes_per_class=3, n_init=1, random_state=0).fit(X * scale, y)
+    for model, data in ((clf, Xt * scale), (ref, Xt * scale)):  # and far from (or deep inside) the data
+        pred, proba, scores = model.predict(data), model.predict_proba(data), model.decision_function(data)
+        assert np.isfinite(proba).all() and np.isfinite(scores).all()
+        np.testing.assert_array_equal(model.classes_[proba.argmax(1)], pred)
+        np.testing.assert_array_equal(model.classes_[scores.argmax(1)], pred)
+        np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_allclose(clf.predict_proba(Xt * scale), ref.predict_proba(Xt), atol=1e-6)
+
+
+def test_a_tie_below_float_precision_still_ranks_the_predicted_class_first():
+    # class 0's prototype at -1, class 1's at 1 + 1e-12: x = 1e-13 is nearer class 0 by ~2e-12,
+    # which exp() cannot resolve; predict and the argmax of predict_proba must still agree
+    X = np.array([[-1.0], [-1.0], [1.0 + 1e-12], [1.0 + 1e-12]])
+    clf = KMExClassifier(n_prototypes_per_class=1, n_init=1, random_state=0).fit(X, [1, 1, 0, 0])
+    x = np.array([[1e-13]])
+    assert clf.predict(x)[0] == 1
+    assert clf.classes_[clf.predict_proba(x).argmax(1)][0] == 1
+    np.testing.assert_allclose(clf.predict_proba(x), [[0.5, 0.5]])
+
+
+def test_log_similarity_of_the_reference_is_nearly_flat_far_from_prototypes():
+    # why predict_proba does not use it: at squared distances 1e4 and 2e4 both scores are ~1e-4
+    assert log_similarity(np.array([1e4, 2e4])) == pytest.approx([1e-4, 5e-5], rel=1e-3)
 
 
 def test_small_class_gets_fewer_prototypes_with_a_warning():
@@ -100,3 +151,20 @@ def test_inspect_prototypes_on_a_hand_built_set():
     np.testing.assert_array_equal(ins.cluster_sizes[order], [3, 3, 1, 1])
     np.testing.assert_array_equal(ins.n_assigned[order], [3, 4, 1, 1])      # x = 9 goes to 34/3
     np.testing.assert_allclose(ins.purity[order], [1.0, 3 / 4, 1.0, 1.0])
+
+
+def test_probabilities_are_informative_on_real_digits():
+    # scikit-learn's 1,797 digits (64 pixels), 360 held out: the old log-similarity softmax gave a
+    # mean largest probability of 0.10 (uniform over 10 classes); exp(-d^2 / s^2) gives ~0.6
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te = idx[360:], idx[:360]
+    clf = KMExClassifier(5, n_init=2, random_state=0).fit(X[tr], y[tr])
+    proba, pred = clf.predict_proba(X[te]), clf.predict(X[te])
+    np.testing.assert_array_equal(proba.argmax(1), pred)
+    assert (pred == y[te]).mean() > 0.95
+    assert 0.5 < proba.max(1).mean() < 0.7
+    # right answers are more confident than wrong ones
+    assert proba.max(1)[pred == y[te]].mean() > proba.max(1)[pred != y[te]].mean()

@@ -16,7 +16,7 @@ def test_split_reproduces_the_model(arch):
     torch.manual_seed(0)
     model = torchvision.models.get_model(arch, weights=None).eval()
     split = split_gap_linear(model)
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(split.head(split.pooled(x)), model(x), atol=1e-5)
     assert isinstance(split.head, nn.Linear) and split.head is model.get_submodule(split.head_name)
@@ -35,12 +35,28 @@ def test_split_shares_parameters_with_the_model():
 @pytest.mark.parametrize("arch,culprit", [
     ("vgg11", "ReLU"),                 # an MLP head
     ("mobilenet_v3_small", "Hardswish"),
-    ("convnext_tiny", "permute"),      # LayerNorm2d after pooling
+    ("convnext_tiny", r"classifier\.0 \(LayerNorm2d"),  # the layer, not an fx node such as permute_45
 ])
 def test_other_heads_are_refused_with_the_reason(arch, culprit):
     model = torchvision.models.get_model(arch, weights=None)
     with pytest.raises(UnsupportedHeadError, match=culprit):
         split_gap_linear(model)
+
+
+def test_googlenet_is_gap_dropout_linear_with_or_without_its_auxiliary_heads():
+    torch.manual_seed(0)
+    aux = torchvision.models.get_model("googlenet", weights=None, init_weights=False)  # aux heads, training mode
+    split = split_gap_linear(aux)
+    assert split.head_name == "fc" and aux.training and split.encoder.training
+    model = build_model("googlenet", 7)
+    assert model.aux1 is None and model.fc.bias is None and model.fc.out_features == 7
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    split = split_gap_linear(model)
+    with torch.no_grad():
+        torch.testing.assert_close(split.head(split.pooled(x)), model(x))
+    model.train()
+    assert model(x).shape == (2, 7)  # a plain tensor of logits in training mode too (trainable as is)
 
 
 def test_a_model_that_does_not_end_in_linear_is_refused():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._checks import check_int
 from ..config import data_root
 from . import birds, cub, digits, mnist, stl10
 from .base import DatasetNotFoundError, DatasetSpec, LabelledImages, TensorImages
@@ -89,6 +90,7 @@ def load(
     spec = get_spec(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_int("seed", seed, 0)
     root = Path(root) if root is not None else data_root()
     return spec.build(spec, split, augment, root, seed, **options)
 

@@ -9,6 +9,7 @@ title says so: such numbers are not comparable with the paper's MNIST numbers.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (``.gz`` or not) into a numpy array, checking its header."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as err:  # a gzip file cut short or not gzip at all
+        raise ValueError(f"{path} could not be read ({err}); the file is damaged or incomplete: "
+                         "download it again") from err
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     dtype, ndim = _IDX_DTYPES.get(data[2]), data[3]
