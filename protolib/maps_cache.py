@@ -3,12 +3,11 @@
 The fitted state (prototypes, their classes, the representative pixel of each, k-means inertia)
 is a few hundred kilobytes; it is keyed by the model's weights (a SHA-256 of its state dict), the
 data and every setting of the fit, and written atomically under a file lock by
-:func:`protolib.train.load_or_build`.
+:func:`protolib.store.load_or_build`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping
 
@@ -16,21 +15,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from . import config
+from . import store
 from .maps import ExplanationMaps, fit_all
-from .train import cache_key, load_or_build
 
 FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 (16 hex digits) of a model's state dict: names, shapes and values."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:16]
+model_fingerprint = store.model_fingerprint  # kept here under its old name
 
 
 def settings(ex: ExplanationMaps) -> dict:
@@ -67,16 +58,16 @@ def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, mod
     Returns (explainers, from_cache).
     """
     model = next(iter(explainers.values())).model
-    key = cache_key(kind="explanation-maps", model=model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
-                    n=len(dataset), fits={k: settings(e) for k, e in sorted(explainers.items())})
-    root = Path(cache_dir) if cache_dir is not None else config.cache_root()
-    path = root / "maps" / f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}-{key}.pt"
+    key = store.key("maps", model=store.model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
+                    n=len(dataset), content=store.fingerprint(dataset),
+                    fits={k: settings(e) for k, e in sorted(explainers.items())})
+    path = store.path("maps", f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}", key, cache_dir)
 
     def build() -> dict:
         fit_all(explainers, dataset)
         return {"state_dict": {k: fitted_state(e) for k, e in explainers.items()}, "meta": {"key": key}}
 
-    ckpt, cached = load_or_build(path, build)
+    ckpt, cached = store.load_or_build(path, build)
     if cached:
         for k, e in explainers.items():
             restore(e, ckpt["state_dict"][k])

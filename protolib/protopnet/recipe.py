@@ -55,7 +55,7 @@ class ProtoPNetRecipe:
     push_batch_size: int = 75
     coefs: Coefficients = Coefficients()
     amp: bool = True                    # mixed precision on CUDA (no effect on the CPU)
-    num_workers: int = 0
+    num_workers: int | None = None    # None: protolib.config.loader_options (0 on the CPU)
 
     def __post_init__(self):
         if self.epochs % self.push_every or self.epochs < self.push_every:
