@@ -198,6 +198,16 @@ def autocast(device: torch.device, enabled: bool = True):
     return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+def conv_eps(device: str | torch.device | None = None) -> float:
+    """Relative precision of float32 convolutions on ``device``: 2**-10 where cuDNN may use TF32
+    (Ampere and later GPUs, PyTorch's default), else float32's epsilon. Checks of computed values
+    against a float64 reference scale their tolerance by it, so they hold on a CPU and on a GPU."""
+    dev = get_device(device)
+    if dev.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return 2.0 ** -10
+    return torch.finfo(torch.float32).eps
+
+
 def describe(profile: str | None = None) -> str:
     """One block of text to print at the top of every chapter."""
     p = get_profile(profile)
