@@ -25,13 +25,13 @@ def test_new_data_files_train_a_new_model_not_the_cached_one(tmp_path):
     """Train on MNIST's test files alone, then add the official train files: a new model, scored
     on the official test split, never the old one (which saw those test images in training)."""
     root = tmp_path / "data"
-    make_mnist(root, n_test=40)
+    make_mnist(root, n_test=2050)  # test files only: 50 train / 2,000 test images split from them
     recipe = train.Recipe(epochs=1, batch_size=16)
     first = train.load_or_train("mnist", recipe=recipe, progress=False)
     assert not first.from_cache and "TEST split only" in first.meta["data"]
     again = train.load_or_train("mnist", recipe=recipe, progress=False)
     assert again.from_cache and again.path == first.path
-    make_mnist(root, n_test=40, n_train=50)
+    make_mnist(root, n_test=2050, n_train=50)
     second = train.load_or_train("mnist", recipe=recipe, progress=False)
     assert not second.from_cache and second.path != first.path
     assert second.meta["data"] == "MNIST (official test split, 32 px)"
