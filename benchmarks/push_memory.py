@@ -39,6 +39,7 @@ def measure(push_source: str | None, images: int, batch_size: int) -> dict:
     if push_source is not None:  # another revision's push.py, imported inside the package
         module = types.ModuleType("protolib.protopnet._push_other")
         module.__package__ = "protolib.protopnet"
+        sys.modules[module.__name__] = module  # dataclasses look their module up there
         exec(compile(Path(push_source).read_text(), push_source, "exec"), module.__dict__)
         push_module = module
     torch.manual_seed(0)
