@@ -1,10 +1,12 @@
 """protolib: k-means-based post-hoc self-explanation of CNNs.
 
 Foundations
-    ``config``       run profiles (``quick``, ``paper``), data and cache roots, device
+    ``config``       run profiles (``quick``, ``paper``), epochs override, data and cache roots, device,
+                     DataLoader workers, mixed precision, local ImageNet weights
+    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
     ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
     ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
-    ``train``        the KMEx training recipe; a locked, atomic load-or-train cache
+    ``train``        the KMEx training recipe; load-or-train through ``store``
     ``features``     batched (and cached) pooled embeddings z and logits
     ``_checks``      the argument checks shared by the public entry points (clear errors)
 The paper

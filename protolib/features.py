@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from . import config
+from . import config, store
 from .models import split_gap_linear
 
 
@@ -56,25 +55,16 @@ def embed(
     model.to(device).eval()
     split = split_gap_linear(model)
     zs, logits, labels = [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = config.make_loader(dataset, batch_size, device)
     for x, y in tqdm(loader, desc="embed", disable=not progress, leave=False):
-        z = split.pooled(x.to(device))
+        z = split.pooled(x.to(device, non_blocking=True))
         zs.append(z.float().cpu())
         logits.append(split.head(z).float().cpu())
         labels.append(torch.as_tensor(y))
     return Embeddings(torch.cat(zs), torch.cat(logits), torch.cat(labels))
 
 
-def fingerprint(dataset: Dataset) -> str:
-    """A short hash of a dataset's content: its labels, and its pixels when held in memory.
-
-    Keys cached features, so that regenerated or replaced data never meets stale features.
-    """
-    h = hashlib.sha256(torch.as_tensor(dataset.targets).numpy().tobytes())
-    images = getattr(dataset, "images", None)
-    if isinstance(images, torch.Tensor):
-        h.update(images.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+fingerprint = store.fingerprint  # the data's content hash, kept here under its old name
 
 
 def embed_cached(
@@ -94,16 +84,15 @@ def embed_cached(
     the data's :func:`fingerprint`.
     """
     from . import data
-    from .train import cache_key, load_or_build
 
     ds = data.load(dataset, split, seed=seed)
-    key = cache_key(checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
-                    seed=seed, title=ds.title, data=fingerprint(ds))
-    path = trained.path.parent.parent / "features" / f"{trained.path.stem}-{split}-{key}.pt"
+    key = store.key("features", checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
+                    seed=seed, title=ds.title, data=store.fingerprint(ds))
+    path = store.path("features", f"{trained.path.stem}-{split}", key, trained.path.parent.parent)
 
     def build() -> dict:
         e = embed(trained.model, ds, batch_size=batch_size, device=device, progress=progress)
         return {"state_dict": {"z": e.z, "logits": e.logits, "labels": e.labels}, "meta": {"data": ds.title}}
 
-    ckpt, _ = load_or_build(path, build)
+    ckpt, _ = store.load_or_build(path, build)
     return Embeddings(**ckpt["state_dict"])

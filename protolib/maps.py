@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from . import config
@@ -163,7 +163,7 @@ class ExplanationMaps:
 
     def _batches(self, dataset: Dataset, indices: Sequence[int] | None = None, desc: str = ""):
         subset = dataset if indices is None else Subset(dataset, list(indices))
-        loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False)
+        loader = config.make_loader(subset, self.batch_size, self.device)
         yield from tqdm(loader, desc=desc, disable=not self.progress, leave=False)
 
     # --- fitting -------------------------------------------------------------------------

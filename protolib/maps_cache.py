@@ -3,7 +3,7 @@
 The fitted state (prototypes, their classes, the representative pixel of each, k-means inertia)
 is a few hundred kilobytes; it is keyed by the model's weights (a SHA-256 of its state dict), the
 data and every setting of the fit, and written atomically under a file lock by
-:func:`protolib.train.load_or_build`.
+:func:`protolib.store.load_or_build`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Mapping
 
 from torch.utils.data import Dataset
 
-from . import config
+from . import store
 from .maps import ExplanationMaps, fit_all
 from .models import model_fingerprint
-from .train import cache_key, load_or_build
 
 FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
 
@@ -62,16 +61,16 @@ def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, mod
     Returns (explainers, from_cache).
     """
     model = next(iter(explainers.values())).model
-    key = cache_key(kind="explanation-maps", model=model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
-                    n=len(dataset), fits={k: settings(e) for k, e in sorted(explainers.items())})
-    root = Path(cache_dir) if cache_dir is not None else config.cache_root()
-    path = root / "maps" / f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}-{key}.pt"
+    key = store.key("maps", model=model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
+                    n=len(dataset), content=store.fingerprint(dataset),
+                    fits={k: settings(e) for k, e in sorted(explainers.items())})
+    path = store.path("maps", f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}", key, cache_dir)
 
     def build() -> dict:
         fit_all(explainers, dataset)
         return {"state_dict": {k: fitted_state(e) for k, e in explainers.items()}, "meta": {"key": key}}
 
-    ckpt, cached = load_or_build(path, build)
+    ckpt, cached = store.load_or_build(path, build)
     if cached:
         for k, e in explainers.items():
             restore(e, ckpt["state_dict"][k])

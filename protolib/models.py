@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -177,18 +179,86 @@ def _load_weights(arch: str):
     return weights
 
 
-def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool = False) -> nn.Module:
+class WeightsChecksumError(ValueError):
+    """A local weights file is not the one torchvision publishes (its SHA-256 prefix differs)."""
+
+
+def official_hash_prefix(arch: str) -> str:
+    """The SHA-256 prefix torchvision publishes for ``arch``'s ImageNet weights (in the file name,
+    e.g. ``resnet34-b627a593.pth`` -> ``b627a593``)."""
+    url = _load_weights(arch).url
+    match = re.search(r"-([0-9a-f]{6,})\.pth$", url)
+    if match is None:
+        raise ValueError(f"torchvision's weights file name for {arch} ({url}) holds no checksum")
+    return match.group(1)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_weights_file(arch: str, path: str | Path, unofficial: bool = False) -> dict:
+    """The state dict in a local ImageNet weights file for ``arch``, checked against torchvision's checksum.
+
+    A mismatch raises :class:`WeightsChecksumError` unless ``unofficial=True`` says the file is
+    knowingly not torchvision's (then banners and checkpoint records say so).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(f"weights file {path} does not exist (from weights_path= or $PROTOLIB_WEIGHTS)")
+    expected, actual = official_hash_prefix(arch), file_sha256(path)
+    if not actual.startswith(expected) and not unofficial:
+        raise WeightsChecksumError(
+            f"{path} is not torchvision's ImageNet {arch} file: its SHA-256 starts with {actual[:len(expected)]}, "
+            f"the official one with {expected}. Use the official file ({_load_weights(arch).url}), or set "
+            "PROTOLIB_WEIGHTS_UNOFFICIAL=1 (unofficial_weights=True) to use it anyway, labelled as unofficial."
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def weights_record(arch: str, weights_path: str | Path | None = None, unofficial: bool | None = None) -> dict:
+    """Which ImageNet weights a pretrained ``arch`` gets: ``{"file", "sha256", "official"}`` (file None:
+    torchvision's own download / hub cache). Enters cache keys and checkpoint records."""
+    from . import config
+
+    file = Path(weights_path).expanduser() if weights_path is not None else config.weights_file()
+    unofficial = config.weights_unofficial() if unofficial is None else unofficial
+    if file is None:
+        return {"file": None, "sha256": official_hash_prefix(arch), "official": True}
+    sha = file_sha256(file) if file.is_file() else None
+    official = sha is not None and sha.startswith(official_hash_prefix(arch)) and not unofficial
+    return {"file": str(file), "sha256": sha, "official": official}
+
+
+def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool = False,
+                weights_path: str | Path | None = None, unofficial_weights: bool | None = None) -> nn.Module:
     """A torchvision CNN whose head is replaced by ``nn.Linear(D, num_classes, bias=False)``.
 
     As in the KMEx reference, the head has no bias, so a logit is exactly z . c_j.
-    ``pretrained=True`` loads ImageNet weights through torchvision's ``weights=`` enums (from
-    torch's hub cache when present, else downloaded); offline without a cached copy it raises
-    :class:`WeightsUnavailableError` saying where to put the file.
+    ``pretrained=True`` loads ImageNet weights: from ``weights_path`` (else ``$PROTOLIB_WEIGHTS``)
+    when given, checked by :func:`load_weights_file` (``unofficial_weights``, else
+    ``$PROTOLIB_WEIGHTS_UNOFFICIAL``, accepts another file); otherwise through torchvision's
+    ``weights=`` enums (from torch's hub cache when present, else downloaded). Offline without a
+    copy it raises :class:`WeightsUnavailableError` saying where to put the file.
     """
+    from . import config
+
     if not isinstance(arch, str) or arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"arch: unknown torchvision architecture {arch!r}; "
                          "see torchvision.models.list_models() for the names")
     check_int("num_classes", num_classes, 1)
+    file = Path(weights_path) if weights_path is not None else config.weights_file()
+    if pretrained and file is not None:
+        unofficial = config.weights_unofficial() if unofficial_weights is None else unofficial_weights
+        state = load_weights_file(arch, file, unofficial)
+        model = torchvision.models.get_model(arch, weights=None, **_AUX_FREE.get(arch, {}))
+        model.load_state_dict(state)
+        return _replace_head(model, num_classes)
     weights = _load_weights(arch) if pretrained else None
     kwargs = dict(_AUX_FREE.get(arch, {}))
     if arch in _AUX_FREE and weights is None:
@@ -201,8 +271,12 @@ def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool 
         raise WeightsUnavailableError(
             f"ImageNet weights for {arch} could not be loaded ({err.__class__.__name__}: {err}). "
             f"Offline, download {url} elsewhere and put it in {hub}/checkpoints/, "
-            "or use the quick profile (random initialisation)."
+            "or name a local copy with $PROTOLIB_WEIGHTS, or use the quick profile (random initialisation)."
         ) from err
+    return _replace_head(model, num_classes)
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     split = split_gap_linear(model)
     new_head = nn.Linear(split.head.in_features, num_classes, bias=False)
     parent_name, _, leaf = split.head_name.rpartition(".")

@@ -4,35 +4,32 @@ Recipe (KMEx reference, ``main.py``): cross-entropy, SGD with lr 0.01 and moment
 weight decay, cosine annealing stepped every iteration down to 1e-4, batch 128 with the last
 incomplete batch dropped. Training is seeded: the same seed gives the same weights.
 
-The cache keys a checkpoint by dataset, architecture, profile, seed and recipe. Writes are
+The cache (:mod:`protolib.store`) keys a checkpoint by dataset, architecture, profile, seed,
+recipe, the ImageNet weights file, and a fingerprint of the content of the train and test
+splits: new data files train a new model, never reuse one trained on other images. Writes are
 atomic (temporary file + rename), guarded by a file lock so that two notebooks asking for the
 same model at once train it once, loaded with ``torch.load(weights_only=True)``; a corrupt file
 is reported and retrained rather than crashing.
+
+On CUDA, training runs under mixed precision (bfloat16 where supported, else float16 with a
+gradient scaler; ``Recipe.amp``); on the CPU it stays float32.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from filelock import FileLock
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import config, data
+from . import config, data, store
 from ._checks import check_int, check_labels, check_number
-from .models import build_model
-
-CACHE_FORMAT = 1  # bump when the meaning of a cached file changes
+from .models import build_model, weights_record
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,7 @@ class Recipe:
     weight_decay: float = 0.0
     eta_min: float = 1e-4
     augment: bool = True
+    amp: bool = True  # mixed precision on CUDA only; no effect on the CPU
 
     def __post_init__(self):
         check_int("epochs", self.epochs, 1), check_int("batch_size", self.batch_size, 1)
@@ -63,9 +61,9 @@ class TrainResult:
     meta: dict
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=g)
+def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
+            device=None) -> DataLoader:
+    return config.make_loader(dataset, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
 
 def fit(
@@ -93,27 +91,32 @@ def fit(
         check_labels("train_set.targets", train_set.targets)
     device = config.get_device(device)
     model.to(device).train()
-    loader = _loader(train_set, recipe.batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > recipe.batch_size)
+    loader = _loader(train_set, recipe.batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > recipe.batch_size,
+                     device=device)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * len(loader), eta_min=recipe.eta_min)
     loss_fn = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and config.amp_dtype(device) == torch.float16)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for epoch in range(recipe.epochs):
-            total, count = 0.0, 0
+            total, count = torch.zeros((), dtype=torch.float64, device=device), 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
             for x, y in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                loss = loss_fn(model(x), y)
+                with config.autocast(device, recipe.amp):
+                    loss = loss_fn(model(x), y)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
                 sched.step()
-                total, count = total + loss.item() * len(y), count + len(y)
-                bar.set_postfix(loss=f"{total / count:.3f}")
+                total, count = total + loss.detach().double() * len(y), count + len(y)  # no host sync per batch
+            mean_loss = float(total) / count
+            bar.set_postfix(loss=f"{mean_loss:.3f}")
             if on_epoch is not None:
-                on_epoch(epoch, total / count)
+                on_epoch(epoch, mean_loss)
     return model.eval()
 
 
@@ -123,8 +126,9 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=No
     device = config.get_device(device)
     model.to(device).eval()
     logits, labels = [], []
-    for x, y in tqdm(_loader(dataset, batch_size, shuffle=False), desc="predict", disable=not progress, leave=False):
-        logits.append(model(x.to(device)).float().cpu())
+    for x, y in tqdm(_loader(dataset, batch_size, shuffle=False, device=device), desc="predict", disable=not progress,
+                     leave=False):
+        logits.append(model(x.to(device, non_blocking=True)).float().cpu())
         labels.append(y)
     return torch.cat(logits), torch.cat(labels)
 
@@ -135,60 +139,14 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=N
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
 
-# --- the cache ------------------------------------------------------------------------------
+# --- the cache (kept here under their old names; they live in protolib.store) ----------------
+
+atomic_save, safe_load, load_or_build = store.atomic_save, store.safe_load, store.load_or_build
+
 
 def cache_key(**fields) -> str:
-    """A short stable hash of everything that changes a checkpoint."""
-    blob = json.dumps({"format": CACHE_FORMAT, **fields}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def safe_load(path: Path) -> dict | None:
-    """Load a cached checkpoint, or ``None`` (with a warning) when it is missing or corrupt."""
-    if not path.exists():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(obj, dict) or "state_dict" not in obj:
-            raise ValueError("not a protolib checkpoint")
-        return obj
-    except Exception as err:
-        warnings.warn(f"cached checkpoint {path} is unreadable ({err}); it will be rebuilt", stacklevel=2)
-        return None
-
-
-def load_or_build(path: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
-    """Return the checkpoint at ``path``, building and saving it under a file lock if needed.
-
-    Returns ``(checkpoint, from_cache)``. Other processes asking for the same path wait for the
-    lock and then read what the first one wrote.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        ckpt = safe_load(path)
-        if ckpt is not None:
-            return ckpt, True
-        ckpt = build()
-        atomic_save(ckpt, path)
-        return ckpt, False
+    """A short stable hash of everything that changes a backbone checkpoint (see :func:`protolib.store.key`)."""
+    return store.key("backbone", **fields)
 
 
 def load_or_train(
@@ -201,11 +159,16 @@ def load_or_train(
     device=None,
     progress: bool = True,
     cache_dir: str | Path | None = None,
+    weights_path: str | Path | None = None,
+    unofficial_weights: bool | None = None,
 ) -> TrainResult:
     """The backbone for ``dataset`` under ``profile``: from the cache, else trained and cached.
 
-    Unset arguments come from the profile (architecture, ImageNet weights, epochs). The
-    checkpoint also stores the test accuracy and the training time.
+    Unset arguments come from the profile (architecture, ImageNet weights, epochs; the epochs
+    follow ``$PROTOLIB_EPOCHS`` when set). ImageNet weights come from ``weights_path`` or
+    ``$PROTOLIB_WEIGHTS`` when given (see :func:`protolib.models.build_model`). The checkpoint is
+    keyed by the content of both splits (:func:`protolib.store.fingerprint`) and also stores the
+    test accuracy, the training time and which weights it started from.
     """
     prof = config.get_profile(profile)
     check_int("seed", seed, 0)
@@ -213,21 +176,25 @@ def load_or_train(
     pretrained = prof.pretrained if pretrained is None else pretrained
     recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))
     spec = data.get_spec(dataset)
+    train_set = data.load(dataset, "train", augment=recipe.augment, seed=0)
+    test_set = data.load(dataset, "test", seed=0)
+    weights = weights_record(arch, weights_path, unofficial_weights) if pretrained else None
     key = cache_key(dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
-                    recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version)
-    root = Path(cache_dir) if cache_dir is not None else config.cache_root()
-    path = root / "models" / f"{dataset}-{arch}-{prof.name}-seed{seed}-{key}.pt"
+                    recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version,
+                    train_data=store.fingerprint(train_set), test_data=store.fingerprint(test_set),
+                    weights=None if weights is None else {"sha256": weights["sha256"], "official": weights["official"]})
+    path = store.path("backbone", f"{dataset}-{arch}-{prof.name}-seed{seed}", key, cache_dir)
 
     def build() -> dict:
         torch.manual_seed(seed)
-        model = build_model(arch, spec.num_classes, pretrained=pretrained)
-        train_set = data.load(dataset, "train", augment=recipe.augment, seed=0)
+        model = build_model(arch, spec.num_classes, pretrained=pretrained, weights_path=weights_path,
+                            unofficial_weights=unofficial_weights)
         start = time.perf_counter()
         fit(model, train_set, recipe, seed=seed, device=device, progress=progress)
         seconds = time.perf_counter() - start
-        test_set = data.load(dataset, "test", seed=0)
         meta = {
-            "dataset": dataset, "data": test_set.title, "arch": arch, "pretrained": pretrained,
+            "dataset": dataset, "data": test_set.title, "train_data": train_set.title, "arch": arch,
+            "pretrained": pretrained, "weights": weights,
             "profile": prof.name, "seed": seed, "recipe": asdict(recipe), "train_seconds": seconds,
             "device": str(config.get_device(device)),
             "test_accuracy": accuracy(model, test_set, device=device),

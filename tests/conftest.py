@@ -55,3 +55,61 @@ def make_mnist(root: Path, n_test: int = 50, n_train: int | None = None, seed: i
 @pytest.fixture
 def tiny_mnist(tmp_path):
     return make_mnist
+
+
+def write_stl10(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """STL-10 binaries: images (N, 3, 96, 96) uint8 stored channel-wise column-major, labels 1-based."""
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tofile(folder / f"{split}_X.bin")
+    (labels + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")
+
+
+def make_stl10(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> None:
+    """Tiny STL-10 train and test binaries, labels cycling through the 10 classes."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        write_stl10(root, split, rng.integers(0, 256, size=(n, 3, 96, 96), dtype=np.uint8), np.arange(n) % 10)
+    (root / "stl10_binary" / "class_names.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
+
+
+def make_cub(root: Path, train_per_class: int = 1, test_classes: int = 200, classes: int = 200,
+             size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+    """A CUB_200_2011 folder in the official layout: ``classes`` classes with ``train_per_class``
+    training JPEGs each, one test JPEG for each of the first ``test_classes`` classes, bounding
+    boxes, class names and the 15 parts files. Returns the folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder = root / "CUB_200_2011"
+    (folder / "parts").mkdir(parents=True, exist_ok=True)
+    rows, labels, split, boxes, locs = [], [], [], [], []
+    plan = [(c, 1) for c in range(classes) for _ in range(train_per_class)] + [(c, 0) for c in range(test_classes)]
+    w, h = size
+    for i, (c, is_train) in enumerate(plan, start=1):
+        rel = f"{c + 1:03d}.Bird_{c + 1}/Bird_{c + 1}_{i:05d}.jpg"
+        (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(folder / "images" / rel)
+        rows.append(f"{i} {rel}")
+        labels.append(f"{i} {c + 1}")
+        split.append(f"{i} {is_train}")
+        boxes.append(f"{i} 2.0 3.0 {w - 6}.0 {h - 8}.0")
+        locs += [f"{i} {p} {p + 5}.0 {p + 3}.0 {p % 2}" for p in range(1, 16)]
+    tables = {"images.txt": rows, "image_class_labels.txt": labels, "train_test_split.txt": split,
+              "bounding_boxes.txt": boxes, "classes.txt": [f"{c + 1} {c + 1:03d}.Bird_{c + 1}" for c in range(classes)]}
+    for name, lines in tables.items():
+        (folder / name).write_text("\n".join(lines) + "\n")
+    (folder / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
+    (folder / "parts" / "parts.txt").write_text("\n".join(f"{p} part {p}" for p in range(1, 16)) + "\n")
+    return folder
+
+
+def write_resnet_weights(path: Path, arch: str = "resnet34", seed: int = 0) -> Path:
+    """A weights file in torchvision's format (a full ImageNet state dict, 1000 classes), randomly
+    initialised: the right shapes, not the official bytes."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
+    return path

@@ -10,7 +10,7 @@ from PIL import Image
 from protolib import data
 from protolib.data.mnist import read_idx
 
-from conftest import SHARED_DATA, make_mnist, write_idx
+from conftest import SHARED_DATA, make_mnist, write_idx, write_stl10
 
 
 def test_unknown_dataset_names_the_registered_ones():
@@ -92,20 +92,12 @@ def test_real_mnist_test_split():
     assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # official test counts
 
 
-def _write_stl10(root, split, images, labels):
-    folder = root / "stl10_binary"
-    folder.mkdir(parents=True, exist_ok=True)
-    # The binary format stores each channel column-major: (N, 3, W, H).
-    np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tofile(folder / f"{split}_X.bin")
-    (labels + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")  # labels are 1-based on disk
-
-
 def test_stl10_binary_format(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 200, size=(4, 3, 96, 96), dtype=np.uint8)
     images[2, 0, 5, 70] = 255  # a marker at row 5, column 70 of the red channel
     labels = np.array([0, 3, 9, 3])
-    _write_stl10(tmp_path, "train", images, labels)
+    write_stl10(tmp_path, "train", images, labels)
     (tmp_path / "stl10_binary" / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
     ds = data.load("stl10", "train", root=tmp_path)
     assert len(ds) == 4 and ds.targets.tolist() == [0, 3, 9, 3] and ds.classes[9] == "c9"

@@ -7,6 +7,7 @@ and, for part evaluation, ``parts/parts.txt`` and ``parts/part_locs.txt``.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -68,6 +69,15 @@ class CUB200(LabelledImages):
             f"CUB-200-2011 (official {split} split, {'bounding-box crops' if crop else 'full images'}, {size} px)"
         )
         self._parts: dict[int, torch.Tensor] | None = None
+
+    def content_fingerprint(self) -> str:
+        """A cheap hash of this split's content: image paths, file sizes, labels, boxes and the crop
+        (see :func:`protolib.store.fingerprint`); adding, removing or replacing an image changes it."""
+        h = hashlib.sha256(f"{self.split}:{self.crop}".encode())
+        for path, box, label in zip(self.paths, self.boxes, self.targets.tolist()):
+            size = path.stat().st_size if path.is_file() else -1
+            h.update(f"{path.relative_to(self.folder)}:{size}:{label}:{box}\n".encode())
+        return h.hexdigest()[:16]
 
     def load_image(self, i: int) -> Image.Image:
         """The PIL image of item ``i``, cropped to its bounding box when ``crop`` is set."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .. import config
@@ -62,7 +62,7 @@ def alignment_cosines(model: ProtoPNet, dataset: Dataset, mode: str = "mean", ba
     model.to(device).eval()
     p = model.prototypes.flatten(1).float()                                  # (P, D)
     cos, labels = [], []
-    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc="cosines", disable=not progress, leave=False):
+    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="cosines", disable=not progress, leave=False):
         z = model.latent(x.to(device)).float()                                # (B, D, H, W)
         if mode == "mean":
             cos.append(F.cosine_similarity(z.mean((2, 3))[:, None], p[None], dim=2).cpu())

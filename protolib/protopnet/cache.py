@@ -3,7 +3,8 @@
 :class:`StageCache` keys the checkpoint after step k by everything that produced it (dataset,
 backbone and its initialisation, recipe, seed) and by the names of steps 1..k, so a run that
 stops half-way resumes from its last finished stage, and two notebooks asking for the same run
-share it (file lock, atomic write: :func:`protolib.train.load_or_build`).
+share it (file lock, atomic write: :func:`protolib.store.load_or_build`). The key holds the
+content fingerprints of the train, push and test sets, so new data files start a new run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .. import config, data, models
+from .. import config, data, models, store
 from .. import train as cnn_train
 from .model import ProtoPNet
 from .push import PushResult, push_prototypes
@@ -39,7 +40,7 @@ class StageCache:
 
     def path(self, steps: list[str]) -> Path:
         """Checkpoint file of the state after ``steps``."""
-        key = cnn_train.cache_key(**self.key, steps=steps)
+        key = store.key("protopnet", **self.key, steps=steps)
         return self.root / f"{self.label}-{len(steps):02d}-{steps[-1]}-{key}.pt"
 
     def run(self, name: str, fn: Callable[[], dict]) -> dict:
@@ -50,7 +51,7 @@ class StageCache:
             return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "meta": meta}
 
         with torch.random.fork_rng():
-            ckpt, self.last_from_cache = cnn_train.load_or_build(self.path(steps), build)
+            ckpt, self.last_from_cache = store.load_or_build(self.path(steps), build)
         if self.last_from_cache:
             self.model.load_state_dict(ckpt["state_dict"])
         self.steps = steps
@@ -139,7 +140,9 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
     if init == "cnn":
         res = cnn_train.load_or_train(dataset, profile=prof.name, seed=seed, device=device, progress=progress)
         cnn, origin = copy.deepcopy(res.model).cpu(), {"cnn": res.path.name, "cnn_test_accuracy": res.meta["test_accuracy"]}
-    elif init in ("imagenet", "random"):
+    elif init == "imagenet":
+        cnn, origin = None, {"weights": models.weights_record(prof.arch)}
+    elif init == "random":
         cnn, origin = None, {}
     else:
         raise ValueError(f"init must be 'cnn', 'imagenet' or 'random', got {init!r}")
@@ -156,10 +159,13 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
 def datasets_for(dataset: str, profile: str | None = None, **options):
     """(train, push, test) sets: the train set augments in the paper profile (for CUB: online flip +
     affine on bounding-box crops, in place of the reference's offline Augmentor copies); push and
-    test never do. In the quick profile train and push are the same object."""
+    test never do. In the quick profile, and for datasets whose recipe has no augmentation
+    (MNIST), train and push are the same object."""
     augment = config.get_profile(profile).name == "paper"
     push = data.load(dataset, "train", **options)
     train = data.load(dataset, "train", augment=True, **options) if augment else push
+    if isinstance(train, data.TensorImages) and train.augment is None:
+        train = push  # no augmentation in the recipe (MNIST, digits): reuse features in warm-up and last layer
     return train, push, data.load(dataset, "test", **options)
 
 
@@ -168,8 +174,10 @@ def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recip
     """The whole schedule for ``dataset`` under ``profile``, every stage cached; model in eval mode."""
     recipe = recipe or recipe_for(profile, dataset)
     model, key = initial_model(dataset, recipe, profile, seed, init, device, progress)
-    train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
+    train_set, push_set, test_set = datasets_for(dataset, profile, **data_options)
     key["data_options"] = data_options
+    key["data"] = {"train": store.fingerprint(train_set), "push": store.fingerprint(push_set),
+                   "test": store.fingerprint(test_set)}
     cache = StageCache(model, key, label=f"{dataset}-{key['arch']}-{key['profile']}-seed{seed}")
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
     return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)

@@ -43,8 +43,12 @@ class LossTerms:
     l1: torch.Tensor
     total: torch.Tensor
 
+    def as_tensors(self) -> dict[str, torch.Tensor]:
+        """The five terms as detached 0-d tensors on their device (summing them needs no host sync)."""
+        return {k: getattr(self, k).detach() for k in ("cross_entropy", "cluster", "separation", "l1", "total")}
+
     def as_floats(self) -> dict[str, float]:
-        return {k: float(getattr(self, k).detach()) for k in ("cross_entropy", "cluster", "separation", "l1", "total")}
+        return {k: float(v) for k, v in self.as_tensors().items()}
 
 
 def _own_class_mask(labels: torch.Tensor, prototype_class: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from .. import config
@@ -167,9 +167,9 @@ def push_prototypes(model: ProtoPNet, push_set: Dataset, batch_size: int = 75, d
     patches = torch.zeros(P, D, device=device)
     where = torch.zeros(P, 3, dtype=torch.long, device=device)       # (image index, row, col)
     grid, offset = None, 0
-    loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
+    loader = config.make_loader(push_set, batch_size, device)
     for x, y in tqdm(loader, desc="push", disable=not progress, leave=False):
-        x, y = x.to(device), torch.as_tensor(y, device=device)
+        x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
         z = model.latent(x).float()                                   # (B, D, H', W')
         d = squared_distances(z, model.prototypes)                    # (B, P, H', W')
         B, _, H, W = d.shape
@@ -192,8 +192,14 @@ def push_prototypes(model: ProtoPNet, push_set: Dataset, batch_size: int = 75, d
 
 
 def _describe(model: ProtoPNet, push_set: Dataset, where: torch.Tensor, dist: torch.Tensor,
-              grid: tuple[int, int], batch_size: int, device, percentile: float) -> PushResult:
-    """Boxes of every pushed prototype, from its similarity map on its own image."""
+              grid: tuple[int, int], batch_size: int, device, percentile: float,
+              group: int = 64) -> PushResult:
+    """Boxes of every pushed prototype, from its similarity map on its own image.
+
+    Memory stays bounded: the latent grid of ``batch_size`` images at a time, and full-resolution
+    maps only for the prototypes pushed onto one image, at most ``group`` at a time (never all
+    P prototypes' maps of a chunk: for CUB that would be 0.4 GB per image).
+    """
     images = where[:, 0].unique()
     x0, _ = push_set[int(images[0])]
     size = tuple(x0.shape[-2:])
@@ -201,10 +207,13 @@ def _describe(model: ProtoPNet, push_set: Dataset, where: torch.Tensor, dist: to
     act_box = torch.zeros(len(where), 4, dtype=torch.long)
     for chunk in images.split(batch_size):
         x = torch.stack([push_set[int(i)][0] for i in chunk]).to(device)
-        maps = similarity_maps(model, x, size=size).cpu()              # (b, P, H, W)
+        low = similarity_maps(model, x)                                # (b, P, H', W'): small
         for k, i in enumerate(chunk):
-            for j in (where[:, 0] == i).nonzero().flatten():
-                act_box[j] = torch.tensor(high_activation_box(maps[k, j], percentile))
+            for js in (where[:, 0] == i).nonzero().flatten().split(group):
+                maps = F.interpolate(low[k:k + 1, js.to(low.device)], size=size, mode="bicubic",
+                                     align_corners=False)[0].cpu()     # (len(js), H, W)
+                for m, j in zip(maps, js):
+                    act_box[j] = torch.tensor(high_activation_box(m, percentile))
     labels = dataset_targets(push_set)[where[:, 0]]
     return PushResult(
         image_index=where[:, 0].clone(), label=labels.long(), location=where[:, 1:].clone(), distance=dist,

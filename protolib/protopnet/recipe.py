@@ -55,7 +55,7 @@ class ProtoPNetRecipe:
     push_batch_size: int = 75
     coefs: Coefficients = Coefficients()
     amp: bool = True                    # mixed precision on CUDA (no effect on the CPU)
-    num_workers: int = 0
+    num_workers: int | None = None    # None: protolib.config.loader_options (0 on the CPU)
 
     def __post_init__(self):
         if self.epochs % self.push_every or self.epochs < self.push_every:
@@ -85,10 +85,15 @@ def recipe_for(profile: str | None = None, dataset: str | None = None, **overrid
     ``paper``: the reference values, 30 epochs (pushes after epochs 10, 20, 30).
     ``quick``: 10 warm-up epochs (cheap: with an unaugmented training set the frozen backbone's
     features are computed once), 2 joint epochs, one push, 20 last-layer epochs (cheap for the
-    same reason). ``overrides`` replace any field.
+    same reason). With an epochs override (``$PROTOLIB_EPOCHS`` = n, see
+    :func:`protolib.config.get_profile`) the schedule keeps its four stages, n epochs each:
+    n of warm-up, n joint, one push, n last-layer epochs. ``overrides`` replace any field.
     """
     prof = config.get_profile(profile)
     base = dict(per_class=prof.k_per_class(dataset or "default"))
     base.update(QUICK if prof.name == "quick" else dict(epochs=30))
+    n = prof.epochs_override
+    if n is not None:  # $PROTOLIB_EPOCHS: every stage once, n epochs each (warm-up, joint, push, last layer)
+        base.update(warm_epochs=n, epochs=2 * n, push_every=2 * n, last_layer_epochs=n)
     base.update(overrides)
     return ProtoPNetRecipe(**base)

@@ -24,7 +24,6 @@ a :class:`StageResult` whose optimiser state lets a later call continue where it
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -55,16 +54,8 @@ class StageResult:
         return cls(**d)
 
 
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``device``: bfloat16 on CUDA GPUs that support it, else float16; None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _autocast(device: torch.device, enabled: bool):
-    dtype = amp_dtype(device) if enabled else None
-    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+amp_dtype = config.amp_dtype
+_autocast = config.autocast
 
 
 def set_trainable(model: ProtoPNet, backbone: bool, add_on: bool, prototypes: bool, last_layer: bool) -> None:
@@ -77,7 +68,14 @@ def set_trainable(model: ProtoPNet, backbone: bool, add_on: bool, prototypes: bo
     model.last_layer.train(last_layer)
 
 
-def _loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int = 0) -> DataLoader:
+def _loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int | None = None) -> DataLoader:
+    """A shuffled loader seeded by ``seed``; ``workers`` (the recipe's) overrides :func:`protolib.config.loader_options`.
+    Tensors already in memory (reused features) need no worker processes."""
+    loader = config.make_loader(ds, batch_size, device, shuffle=True, seed=seed)
+    if isinstance(ds, TensorDataset):
+        workers = 0
+    if workers is None or workers == loader.num_workers:
+        return loader
     return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
                       num_workers=workers, pin_memory=device.type == "cuda")
 
@@ -87,7 +85,7 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
     """One pass over ``loader`` with ``opt``; returns the means of the loss terms and the accuracy."""
     forward = forward or (lambda x: model(x))
     scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and amp_dtype(device) == torch.float16)
-    sums, n, correct = {}, 0, 0
+    sums, n, correct = {}, 0, torch.zeros((), dtype=torch.long, device=device)
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, recipe.amp):
@@ -97,10 +95,10 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
         scaler.scale(terms.total).backward()
         scaler.step(opt)
         scaler.update()
-        for k, v in terms.as_floats().items():
-            sums[k] = sums.get(k, 0.0) + v * len(y)
-        n, correct = n + len(y), correct + int((out.logits.argmax(1) == y).sum())
-    return {**{k: v / n for k, v in sums.items()}, "accuracy": 100.0 * correct / n}
+        for k, v in terms.as_tensors().items():  # summed on the device: no host sync per batch
+            sums[k] = sums.get(k, 0.0) + v.detach().double() * len(y)
+        n, correct = n + len(y), correct + (out.logits.argmax(1) == y).sum()
+    return {**{k: float(v) / n for k, v in sums.items()}, "accuracy": 100.0 * int(correct) / n}
 
 
 def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, seed, device, progress,
@@ -131,7 +129,7 @@ def backbone_features(model: ProtoPNet, dataset: Dataset, batch_size: int = 100,
     device = config.get_device(device)
     model.to(device).backbone.eval()
     fs, ys = [], []
-    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc="backbone", disable=not progress, leave=False):
+    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="backbone", disable=not progress, leave=False):
         with _autocast(device, amp):
             fs.append(model.backbone(x.to(device)).float().cpu())
         ys.append(torch.as_tensor(y))
@@ -193,7 +191,7 @@ def min_distances(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, dev
     device = config.get_device(device)
     model.to(device).eval()
     ds, ys = [], []
-    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc="distances", disable=not progress, leave=False):
+    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="distances", disable=not progress, leave=False):
         with _autocast(device, amp):
             ds.append(model(x.to(device)).min_distances.float().cpu())
         ys.append(torch.as_tensor(y))
@@ -240,7 +238,7 @@ def evaluate(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=N
     device = config.get_device(device)
     model.to(device).eval()
     sums, n, correct = {}, 0, 0
-    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc="evaluate", disable=not progress, leave=False):
+    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="evaluate", disable=not progress, leave=False):
         x, y = x.to(device), y.to(device)
         with _autocast(device, recipe.amp):
             out = model(x)

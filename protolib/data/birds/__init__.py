@@ -77,18 +77,17 @@ def _cached_generate(species: Species, n_per_class: int, image_size: int, seed: 
     """:func:`generate`, stored in the cache root (atomic .pt under a file lock) when ``cache``."""
     if not cache:
         return generate(species, n_per_class, image_size, seed, split, progress, **draw_options)
-    from ... import config
-    from ...train import cache_key, load_or_build
+    from ... import store
 
-    key = cache_key(kind="birds", version=GENERATOR_VERSION, classes=species.table.tolist(), n=n_per_class,
+    key = store.key("birds", version=GENERATOR_VERSION, classes=species.table.tolist(), n=n_per_class,
                     size=image_size, seed=seed, split=split, options=sorted(draw_options.items()))
-    path = config.cache_root() / "data" / f"birds-{split}-{species.num_classes}c-{image_size}px-{key}.pt"
+    path = store.path("birds", f"birds-{split}-{species.num_classes}c-{image_size}px", key)
 
     def build() -> dict:
         arrays = generate(species, n_per_class, image_size, seed, split, progress, **draw_options)
         return {"state_dict": dict(vars(arrays)), "meta": {"version": GENERATOR_VERSION}}
 
-    ckpt, _ = load_or_build(path, build)
+    ckpt, _ = store.load_or_build(path, build)
     return BirdArrays(**ckpt["state_dict"])
 
 
