@@ -169,7 +169,8 @@ def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recip
     recipe = recipe or recipe_for(profile, dataset)
     model, key = initial_model(dataset, recipe, profile, seed, init, device, progress)
     train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
-    key["data_options"] = data_options
+    if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
+        key["data_options"] = data_options
     cache = StageCache(model, key, label=f"{dataset}-{key['arch']}-{key['profile']}-seed{seed}")
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
     return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)
