@@ -12,10 +12,18 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from . import maps
+from . import config, maps
 from .maps_cache import load_or_fit
 
 BLOCK_SETS = ("B4", "B34", "B234")
+QUICK_IMAGES_PER_CLASS = 30   # as many training images as CUB has per class
+QUICK_EVAL_TRAIN = 600
+
+
+def budget(profile: str | None = None) -> tuple[int | None, int | None]:
+    """(images_per_class, eval_train) of a profile: (30, 600) in ``quick``, everything otherwise."""
+    quick = config.get_profile(profile).name == "quick"
+    return (QUICK_IMAGES_PER_CLASS, QUICK_EVAL_TRAIN) if quick else (None, None)
 
 
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
@@ -54,4 +62,4 @@ def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Datas
     return out
 
 
-__all__ = ["BLOCK_SETS", "fit_maps", "eval_subset", "map_accuracies"]
+__all__ = ["BLOCK_SETS", "QUICK_IMAGES_PER_CLASS", "QUICK_EVAL_TRAIN", "budget", "fit_maps", "eval_subset", "map_accuracies"]

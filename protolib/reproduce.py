@@ -71,9 +71,8 @@ class Settings:
 
     @classmethod
     def for_profile(cls, profile: str, **overrides) -> "Settings":
-        quick = config.get_profile(profile).name == "quick"
-        base = dict(images_per_class=30, eval_train=600) if quick else {}
-        return cls(**{**base, **overrides})
+        images, evaluated = maps_eval.budget(profile)
+        return cls(**{"images_per_class": images, "eval_train": evaluated, **overrides})
 
 
 def seed_for(run: int) -> int:
