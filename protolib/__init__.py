@@ -20,6 +20,11 @@ The paper
     ``patches``      representative training patches of the prototypes
     ``part_scores``  how well segments follow ground-truth parts (NMI, ARI, purity)
     ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
+Reproduction
+    ``paper``        the paper's Tables 1 and 2 and settings, as data
+    ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
+    ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
+    ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
 Figures
     ``viz``, ``viz_maps``, ``widgets`` (ipywidgets explorer)
 """

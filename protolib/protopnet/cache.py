@@ -151,8 +151,10 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
         if cnn is None:
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
         model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.per_class, recipe.dim)
+    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof.name)))
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
-           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size, "data_version": spec.version}
+           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
+           "data": {name: store.fingerprint(split) for name, split in splits.items()}}
     return model, key
 
 
@@ -174,10 +176,9 @@ def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recip
     """The whole schedule for ``dataset`` under ``profile``, every stage cached; model in eval mode."""
     recipe = recipe or recipe_for(profile, dataset)
     model, key = initial_model(dataset, recipe, profile, seed, init, device, progress)
-    train_set, push_set, test_set = datasets_for(dataset, profile, **data_options)
-    key["data_options"] = data_options
-    key["data"] = {"train": store.fingerprint(train_set), "push": store.fingerprint(push_set),
-                   "test": store.fingerprint(test_set)}
+    train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
+    if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
+        key["data_options"] = data_options
     cache = StageCache(model, key, label=f"{dataset}-{key['arch']}-{key['profile']}-seed{seed}")
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
     return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)

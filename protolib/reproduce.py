@@ -1,0 +1,477 @@
+"""The paper's protocol per (dataset, seed), every result persisted as it comes, mean and spread, a CLI.
+
+For each dataset and run ``r`` (seed ``r``: run 0 shares its backbones with the chapters) four
+steps fill every cell of the paper's Tables 1 and 2:
+
+``cnn``        load-or-train the backbone (:func:`protolib.train.load_or_train`, the profile's
+               epochs); CNN accuracy (Table 2) and classifier-column cosines (Table 1);
+``kmex``       KMEx with K/C = 1 and K/C = 5 (the tables' rows) on the pooled embeddings;
+``maps``       B4 and B234 explanation maps with the profile's K/C (:mod:`protolib.maps_eval`);
+``protopnet``  ProtoPNet (:func:`protolib.protopnet.load_or_train`), accuracies and cosines.
+
+Each (dataset, seed, step) result is written atomically to ``<out>/steps/`` as soon as it is
+computed, with its provenance (profile, data title and size, seed, K/C, commit, device, wall
+time) and a key of the settings that made it: a killed run resumes where it stopped, a finished
+step is never recomputed, a step made with other settings is. :func:`write_outputs` writes
+``results.csv`` (one row per dataset x seed x row x metric) and ``table1.md`` / ``table2.md``
+(mean +- sample standard deviation over runs, beside the paper's value).
+
+    python -m protolib.reproduce --profile quick --datasets digits mnist birds --runs 3 --out results/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import config, data, features, maps_eval, paper, protopnet, sem, train
+from .data import DatasetNotFoundError
+from .kmex import KMExClassifier
+from .metrics import alignment_cosines
+
+STEPS = ("cnn", "kmex", "maps", "protopnet")
+TABLE1_ROWS = ("CNN", "KMEx K/C=1", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet")
+TABLE2_ROWS = ("CNN", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet", "Ours B4", "Ours B234")
+OFFLINE = ("digits", "mnist", "birds")
+ALL_DATASETS = ("digits", "mnist", "birds", "stl10", "cub200")
+FORMAT = 1  # bump when the meaning of a step file changes
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What shapes a run besides the profile's backbone and epochs (defaults: the chapters' choices).
+
+    ``images_per_class``: training images per class for the maps' k-means (``None``: all);
+    ``eval_train``: size of the seeded train subset for the maps' train accuracy (``None``: all);
+    ``kmex_n_init``: k-means restarts of KMEx; ``protopnet``: overrides of the ProtoPNet recipe;
+    ``protopnet_init``: where ProtoPNet's backbone starts (``None``: the profile's default).
+    The quick profile uses 30 / 600 (as the explanation-maps chapter), the paper profile everything.
+    """
+
+    images_per_class: int | None = None
+    eval_train: int | None = None
+    kmex_n_init: int = 10
+    protopnet: dict = field(default_factory=dict)
+    protopnet_init: str | None = None
+
+    @classmethod
+    def for_profile(cls, profile: str, **overrides) -> "Settings":
+        images, evaluated = maps_eval.budget(profile)
+        return cls(**{"images_per_class": images, "eval_train": evaluated, **overrides})
+
+
+def seed_for(run: int) -> int:
+    """The seed of run ``run`` (0, 1, 2, ...): run 0 uses seed 0, the chapters' seed."""
+    if run < 0:
+        raise ValueError(f"run index must be >= 0, got {run}")
+    return run
+
+
+def git_commit() -> str:
+    """The commit of the protolib checkout (``-dirty`` when it has changes), or ``"unknown"``."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --- one (dataset, seed) -------------------------------------------------------------------
+
+class Job:
+    """The shared, lazily loaded inputs of the steps of one (dataset, seed)."""
+
+    def __init__(self, dataset: str, seed: int, profile: str, settings: Settings, device=None, progress: bool = True):
+        self.dataset, self.seed, self.profile = dataset, seed, config.get_profile(profile)
+        self.settings, self.device, self.progress = settings, config.get_device(device), progress
+        self._cache: dict = {}
+
+    def _get(self, name: str, make: Callable):
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
+
+    @property
+    def trained(self) -> train.TrainResult:
+        return self._get("trained", lambda: train.load_or_train(self.dataset, profile=self.profile.name, seed=self.seed,
+                                                                device=self.device, progress=self.progress))
+
+    def split(self, name: str):
+        return self._get(f"set-{name}", lambda: data.load(self.dataset, name))
+
+    def embeddings(self, split: str) -> features.Embeddings:
+        return self._get(f"emb-{split}", lambda: features.embed_cached(self.trained, self.dataset, split,
+                                                                       device=self.device, progress=self.progress))
+
+
+def _m(table: int, row: str, metric: str, value: float) -> dict:
+    return {"table": table, "row": row, "metric": metric, "value": float(value)}
+
+
+def step_cnn(job: Job) -> tuple[list[dict], dict]:
+    """CNN rows: test-split cosines of the classifier columns, train / test accuracy of the head."""
+    tr, te = job.embeddings("train"), job.embeddings("test")
+    C = sem.classifier_prototypes(job.trained.model).cpu().double()
+    cos = alignment_cosines(C, torch.arange(len(C)), te.z, te.labels)
+    meta = job.trained.meta
+    info = {"arch": meta["arch"], "pretrained": meta["pretrained"], "epochs": meta["recipe"]["epochs"],
+            "train_seconds": meta.get("train_seconds"), "checkpoint": job.trained.path.name}
+    return [_m(1, "CNN", "class", cos.class_mean), _m(1, "CNN", "out", cos.out_mean),
+            _m(2, "CNN", "train", tr.accuracy()), _m(2, "CNN", "test", te.accuracy())], info
+
+
+def step_kmex(job: Job) -> tuple[list[dict], dict]:
+    """KMEx with K/C = 1 and K/C = 5 on the pooled embeddings (float64), seeded by the run's seed."""
+    tr, te = job.embeddings("train"), job.embeddings("test")
+    z_tr, y_tr = tr.z.double().numpy(), tr.labels.numpy()
+    z_te, y_te = te.z.double().numpy(), te.labels.numpy()
+    out = []
+    for k in (1, paper.KMEX_TABLE_K):
+        clf = KMExClassifier(k, n_init=job.settings.kmex_n_init, random_state=job.seed).fit(z_tr, y_tr)
+        cos = alignment_cosines(clf.prototypes_, clf.prototype_labels_, te.z, te.labels)
+        row = f"KMEx K/C={k}"
+        out += [_m(1, row, "class", cos.class_mean), _m(1, row, "out", cos.out_mean)]
+        if row in TABLE2_ROWS:
+            out += [_m(2, row, "train", 100 * float((clf.predict(z_tr) == y_tr).mean())),
+                    _m(2, row, "test", 100 * float((clf.predict(z_te) == y_te).mean()))]
+    return out, {"k_per_class": [1, paper.KMEX_TABLE_K], "n_init": job.settings.kmex_n_init}
+
+
+def step_maps(job: Job) -> tuple[list[dict], dict]:
+    """Ours B4 / B234: eq. 10 accuracy of the explanation maps (profile's K/C)."""
+    k = job.profile.k_per_class(job.dataset)
+    s = job.settings
+    explainers, cached = maps_eval.fit_maps(job.trained, job.split("train"), k, s.images_per_class, job.seed,
+                                            progress=job.progress)
+    acc = maps_eval.map_accuracies(explainers, job.split("train"), job.split("test"), s.eval_train)
+    out = [_m(2, f"Ours {n}", split, acc[(n, split)]) for n in ("B4", "B234") for split in ("train", "test")]
+    return out, {"k_per_class": k, "images_per_class": s.images_per_class, "eval_train": s.eval_train,
+                 "maps_from_cache": cached}
+
+
+def step_protopnet(job: Job) -> tuple[list[dict], dict]:
+    """ProtoPNet (the profile's recipe): train / test accuracy, mean-latent cosines on the test split."""
+    recipe = protopnet.recipe_for(job.profile.name, job.dataset, **job.settings.protopnet)
+    run = protopnet.load_or_train(job.dataset, job.profile.name, job.seed, recipe=recipe,
+                                  init=job.settings.protopnet_init, device=job.device, progress=job.progress)
+    _, push_set, test_set = protopnet.datasets_for(job.dataset, job.profile.name)
+    bs = recipe.test_batch_size
+    acc_tr = protopnet.evaluate(run.model, push_set, bs, job.device).accuracy
+    acc_te = protopnet.evaluate(run.model, test_set, bs, job.device).accuracy
+    cos = protopnet.alignment_cosines(run.model, test_set, mode="mean", batch_size=bs, device=job.device)
+    seconds = sum(r.seconds for r in run.state.results.values() if isinstance(r, protopnet.StageResult))
+    return ([_m(1, "ProtoPNet", "class", cos.class_), _m(1, "ProtoPNet", "out", cos.out),
+             _m(2, "ProtoPNet", "train", acc_tr), _m(2, "ProtoPNet", "test", acc_te)],
+            {"k_per_class": recipe.per_class, "recipe": asdict(recipe), "init": run.key["init"],
+             "stage_seconds": seconds})
+
+
+STEP_FUNCTIONS: dict[str, Callable[[Job], tuple[list[dict], dict]]] = {
+    "cnn": step_cnn, "kmex": step_kmex, "maps": step_maps, "protopnet": step_protopnet}
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def step_key(profile: str, dataset: str, seed: int, step: str, settings: Settings) -> dict:
+    """Everything that makes a step's numbers (a stored step with another key is recomputed)."""
+    prof = config.get_profile(profile)
+    spec = data.get_spec(dataset)
+    key = {"format": FORMAT, "profile": prof.name, "arch": prof.arch, "pretrained": prof.pretrained,
+           "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version, "seed": seed,
+           "step": step}
+    if step == "kmex":
+        key["kmex_n_init"] = settings.kmex_n_init
+    if step == "maps":
+        key.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
+                   eval_train=settings.eval_train)
+    if step == "protopnet":
+        key["recipe"] = asdict(protopnet.recipe_for(prof.name, dataset, **settings.protopnet))
+        key["init"] = settings.protopnet_init
+    return json.loads(json.dumps(key, default=str))
+
+
+def step_path(out: Path, profile: str, dataset: str, seed: int, step: str) -> Path:
+    return Path(out) / "steps" / f"{profile}-{dataset}-seed{seed}-{step}.json"
+
+
+def load_step(path: Path, key: dict) -> dict | None:
+    """The stored result at ``path`` when it exists, parses and was made with ``key``; else ``None``."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if stored.get("key") == key else None
+
+
+def provenance(job: Job, seconds: float, info: dict, commit: str) -> dict:
+    train_set, test_set = job.split("train"), job.split("test")
+    k = info.get("k_per_class", job.profile.k_per_class(job.dataset))
+    return {"profile": job.profile.name, "dataset": job.dataset, "data": test_set.title, "n_train": len(train_set),
+            "n_test": len(test_set), "seed": job.seed, "k_per_class": k, "commit": commit, "device": str(job.device),
+            "wall_seconds": round(seconds, 3), "torch": torch.__version__, **{f"info_{a}": b for a, b in info.items()}}
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What :func:`run` did: the stored results, the keys it computed now, and failures."""
+
+    results: list[dict]
+    computed: list[tuple[str, int, str]]
+    failed: dict[tuple[str, int, str], str]
+    out: Path
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def check_datasets(datasets: Sequence[str]) -> None:
+    """Raise :class:`DatasetNotFoundError` (what is missing, how to get it) for the first absent dataset."""
+    for name in datasets:
+        data.get_spec(name)               # unknown name: ValueError listing the registered ones
+        data.load(name, "test")           # absent files: DatasetNotFoundError with how to get them
+
+
+def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str | Path | None = None,
+        steps: Sequence[str] = STEPS, settings: Settings | None = None, device=None, progress: bool = True,
+        keep_going: bool = True) -> Outcome:
+    """Run (or resume) the protocol on ``datasets`` for runs 0..runs-1; returns the stored results.
+
+    ``out`` defaults to ``<cache>/reproduce``. A step already stored with the same key is read,
+    not recomputed. With ``keep_going`` a failing step is recorded in ``Outcome.failed`` and the
+    next (dataset, seed) goes on (the later steps of the failed one are skipped); otherwise it raises.
+    """
+    prof = config.get_profile(profile)
+    settings = settings or Settings.for_profile(prof.name)
+    out = Path(out) if out is not None else config.cache_root() / "reproduce"
+    unknown = [s for s in steps if s not in STEP_FUNCTIONS]
+    if unknown or runs < 1:
+        raise ValueError(f"steps must be among {STEPS} (got {unknown}) and runs >= 1 (got {runs})")
+    check_datasets(datasets)
+    commit = git_commit()
+    todo = [(d, seed_for(r), s) for d in datasets for r in range(runs) for s in steps]
+    results, computed, failed, jobs = [], [], {}, {}
+    bar = tqdm(todo, desc="reproduce", disable=not progress, unit="step")
+    for dataset, seed, step in bar:
+        bar.set_postfix_str(f"{dataset} seed {seed} {step}")
+        if any(k[:2] == (dataset, seed) for k in failed):
+            continue
+        key = step_key(prof.name, dataset, seed, step, settings)
+        path = step_path(out, prof.name, dataset, seed, step)
+        stored = load_step(path, key)
+        if stored is None:
+            job = jobs.setdefault((dataset, seed), Job(dataset, seed, prof.name, settings, device, progress))
+            start = time.perf_counter()
+            try:
+                metrics, info = STEP_FUNCTIONS[step](job)
+            except Exception as err:
+                if not keep_going:
+                    raise
+                failed[(dataset, seed, step)] = f"{type(err).__name__}: {err}"
+                tqdm.write(f"FAILED {dataset} seed {seed} {step}: {type(err).__name__}: {err}")
+                continue
+            stored = {"key": key, "metrics": metrics,
+                      "provenance": provenance(job, time.perf_counter() - start, info, commit)}
+            atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
+            computed.append((dataset, seed, step))
+        for m in stored["metrics"]:
+            results.append({**stored["provenance"], "step": step, "run": seed, **m})
+        if (dataset, seed) in jobs and step == steps[-1]:
+            del jobs[(dataset, seed)]      # free the models of a finished (dataset, seed)
+    return Outcome(results, computed, failed, out)
+
+
+# --- aggregation and tables ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and sample standard deviation (ddof = 1; ``nan`` for one run) of one cell over ``n`` runs."""
+
+    mean: float
+    std: float
+    n: int
+    seeds: tuple[int, ...]
+
+    def format(self, digits: int) -> str:
+        if self.n == 1 or math.isnan(self.std):
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
+    """{(table, row, dataset, metric): Cell} over the seeds present (each seed counted once)."""
+    groups: dict[tuple, dict[int, float]] = {}
+    for r in results:
+        groups.setdefault((r["table"], r["row"], r["dataset"], r["metric"]), {})[int(r["seed"])] = float(r["value"])
+    cells = {}
+    for key, by_seed in groups.items():
+        v = np.array([by_seed[s] for s in sorted(by_seed)], dtype=np.float64)
+        std = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        cells[key] = Cell(float(v.mean()), std, len(v), tuple(sorted(by_seed)))
+    return cells
+
+
+def _datasets_in(results: Sequence[dict]) -> list[str]:
+    seen = []
+    for r in results:
+        if r["dataset"] not in seen:
+            seen.append(r["dataset"])
+    return seen
+
+
+def caption(results: Sequence[dict], table: int) -> str:
+    """Which profile, data, runs and seeds made ``table`` (one Markdown paragraph)."""
+    rows = [r for r in results if r["table"] == table]
+    if not rows:
+        return f"Table {table}: no results."
+    profiles = sorted({r["profile"] for r in rows})
+    prof = config.get_profile(profiles[0])
+    seeds = sorted({int(r["seed"]) for r in rows})
+    data_txt = "; ".join(f"{d}: {next(r['data'] for r in rows if r['dataset'] == d)} "
+                         f"({next(r['n_train'] for r in rows if r['dataset'] == d)} train / "
+                         f"{next(r['n_test'] for r in rows if r['dataset'] == d)} test)" for d in _datasets_in(rows))
+    twin = [d for d in _datasets_in(rows) if paper.counterpart(d) not in (None, d)]
+    what = ("mean cosine over the test split (class / out)" if table == 1
+            else "accuracy in % (train / test; maps: train on a seeded subset when the profile says so)")
+    return (f"Ours: profile **{', '.join(profiles)}** ({prof.arch}, {'ImageNet weights' if prof.pretrained else 'random init'}), "
+            f"{len(seeds)} run(s), seeds {', '.join(map(str, seeds))}; {what}; mean ± sample std over runs. "
+            f"Data: {data_txt}. In parentheses: the paper's Table {table} ({paper.BACKBONE}"
+            f"{', five runs' if table == 2 else ''})"
+            + (f"; {', '.join(twin)} compared with the paper's " + ", ".join(sorted({paper.TITLES[paper.counterpart(d)] for d in twin}))
+               + " column (a different dataset: only the trend compares)" if twin else "")
+            + "; no parentheses: the paper has no such column.")
+
+
+def markdown_table(results: Sequence[dict], table: int) -> str:
+    """Table ``table`` in the paper's layout: a row per model, datasets as column groups, each
+    cell ``mean ± std (paper)``; the number of runs of each cell is in the caption (and in
+    ``[n=..]`` where a cell has fewer runs than the table)."""
+    cells = aggregate(results)
+    metrics = paper.TABLE1_METRICS if table == 1 else paper.TABLE2_METRICS
+    rows = TABLE1_ROWS if table == 1 else TABLE2_ROWS
+    digits = 2 if table == 1 else 1
+    datasets = _datasets_in([r for r in results if r["table"] == table])
+    n_max = max((c.n for k, c in cells.items() if k[0] == table), default=0)
+    head = "| model | " + " | ".join(f"{d} {m}" for d in datasets for m in metrics) + " |"
+    lines = [head, "| --- |" + " ---: |" * (len(datasets) * len(metrics))]
+    for row in rows:
+        out = []
+        for d in datasets:
+            for m in metrics:
+                c = cells.get((table, row, d, m))
+                ref = paper.value(table, row, d, m)
+                txt = "–" if c is None else c.format(digits) + (f" [n={c.n}]" if c.n < n_max else "")
+                out.append(txt + (f" ({ref:.{digits}f})" if ref is not None else ""))
+        lines.append(f"| {row} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+CSV_FIELDS = ("profile", "dataset", "data", "n_train", "n_test", "run", "seed", "step", "table", "row", "metric",
+              "value", "k_per_class", "commit", "device", "wall_seconds")
+
+
+def results_csv(results: Sequence[dict]) -> str:
+    """One line per dataset x seed x row x metric, with its provenance."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in results:
+        w.writerow({**r, "k_per_class": json.dumps(r["k_per_class"]), "value": repr(float(r["value"]))})
+    return buf.getvalue()
+
+
+def write_outputs(outcome: Outcome) -> dict[str, Path]:
+    """``results.csv``, ``table1.md`` and ``table2.md`` in ``outcome.out`` (atomic writes)."""
+    paths = {"results": outcome.out / "results.csv", "table1": outcome.out / "table1.md",
+             "table2": outcome.out / "table2.md"}
+    atomic_write_text(paths["results"], results_csv(outcome.results))
+    for t in (1, 2):
+        title = ("Table 1: average cosine of prototypes with their class (class) and other classes (out)" if t == 1
+                 else "Table 2: train and test accuracy (%)")
+        text = f"**{title}**\n\n{markdown_table(outcome.results, t)}\n\n{caption(outcome.results, t)}\n"
+        atomic_write_text(paths[f"table{t}"], text)
+    return paths
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit code: 0 everything ran, 1 some step failed, 2 a dataset is missing or the arguments are wrong."""
+    ap = argparse.ArgumentParser(prog="python -m protolib.reproduce", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default=None, help="quick or paper (default: $PROTOLIB_PROFILE or quick)")
+    ap.add_argument("--datasets", nargs="+", default=None,
+                    help=f"datasets (default: those present among {', '.join(ALL_DATASETS)})")
+    ap.add_argument("--runs", type=int, default=None, help="runs per dataset (default: the profile's)")
+    ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS)
+    ap.add_argument("--out", default=None, help="results folder (default: <cache>/reproduce)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        prof = config.get_profile(args.profile)
+        datasets = args.datasets or [d for d in ALL_DATASETS if data.is_available(d)]
+        runs = args.runs or prof.runs
+        print(config.describe(prof.name), flush=True)
+        print(f"datasets: {', '.join(datasets)}; runs: {runs} (seeds {', '.join(str(seed_for(r)) for r in range(runs))});"
+              f" steps: {', '.join(args.steps)}", flush=True)
+        start = time.perf_counter()
+        outcome = run(datasets, runs, prof.name, args.out, args.steps, device=args.device, progress=not args.no_progress)
+    except (DatasetNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    paths = write_outputs(outcome)
+    print(f"\n{len(outcome.computed)} step(s) computed now, "
+          f"{len(datasets) * runs * len(args.steps) - len(outcome.computed) - len(outcome.failed)} read back, "
+          f"{len(outcome.failed)} failed, in {time.perf_counter() - start:.0f} s")
+    for t in (1, 2):
+        print("\n" + paths[f"table{t}"].read_text())
+    for k, why in outcome.failed.items():
+        print(f"FAILED {k}: {why}", file=sys.stderr)
+    print("written:", ", ".join(str(p) for p in paths.values()))
+    return 0 if outcome.ok else 1
+
+
+__all__ = ["STEPS", "TABLE1_ROWS", "TABLE2_ROWS", "OFFLINE", "Settings", "seed_for", "git_commit", "Job",
+           "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "step_path",
+           "load_step", "Outcome", "check_datasets", "run", "Cell", "aggregate", "caption", "markdown_table",
+           "results_csv", "write_outputs", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

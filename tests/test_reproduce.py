@@ -1,0 +1,154 @@
+"""The reproduction engine: aggregation, resume after a crash, provenance, missing data, CLI, tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from protolib import config, data, reproduce
+from protolib.data import digits
+from protolib.data.base import DatasetNotFoundError, TensorImages
+
+TINY = config.Profile(name="tiny", arch="resnet18", pretrained=False, epochs={"default": 1},
+                      prototypes_per_class={"default": 2}, runs=2, batch_size=32)
+SETTINGS = reproduce.Settings(images_per_class=4, eval_train=20, kmex_n_init=1,
+                              protopnet=dict(warm_epochs=1, epochs=1, push_every=1, last_layer_epochs=1, dim=8,
+                                             batch_size=20, test_batch_size=40, push_batch_size=40),
+                              protopnet_init="cnn")
+
+
+def _tiny_digits(spec, split, augment, root, seed):
+    """60 training / 30 test images of scikit-learn's digits (6 per class in training)."""
+    full = digits.build(data.get_spec("digits"), split, False, root, seed)
+    n = 60 if split == "train" else 30
+    keep = torch.cat([torch.nonzero(full.targets == c).flatten()[: n // 10] for c in range(10)]).sort().values
+    return TensorImages(spec, split, full.images[keep], full.targets[keep], full.classes, f"tiny digits, {split}")
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(config.PROFILES, "tiny", TINY)
+    spec = replace(data.get_spec("digits"), name="tinydigits", build=_tiny_digits, version="tiny-1")
+    monkeypatch.setitem(data.REGISTRY, "tinydigits", spec)
+    return spec
+
+
+def _row(seed, value, row="CNN", metric="test", table=2, dataset="d"):
+    return {"table": table, "row": row, "metric": metric, "dataset": dataset, "seed": seed, "value": value}
+
+
+def test_aggregate_mean_and_sample_std_by_hand():
+    rows = [_row(0, 90.0), _row(1, 92.0), _row(2, 97.0), _row(0, 0.5, "KMEx K/C=1", "class", 1)]
+    cells = reproduce.aggregate(rows)
+    c = cells[(2, "CNN", "d", "test")]
+    # mean 93, deviations -3, -1, 4: sum of squares 26, over n - 1 = 2: variance 13
+    assert c.mean == 93.0 and c.std == pytest.approx(math.sqrt(13.0), abs=1e-12) and c.n == 3 and c.seeds == (0, 1, 2)
+    assert c.format(1) == "93.0 ± 3.6"
+    one = cells[(1, "KMEx K/C=1", "d", "class")]
+    assert one.n == 1 and math.isnan(one.std) and one.format(2) == "0.50"
+
+
+def test_aggregate_counts_a_seed_once():
+    cells = reproduce.aggregate([_row(0, 1.0), _row(0, 1.0), _row(1, 3.0)])
+    assert cells[(2, "CNN", "d", "test")].n == 2 and cells[(2, "CNN", "d", "test")].mean == 2.0
+
+
+def test_markdown_table_puts_the_papers_value_beside_ours():
+    rows = [{**_row(s, v, "Ours B234", "test", dataset="mnist"), "profile": "quick", "data": "m", "n_train": 1,
+             "n_test": 1} for s, v in ((0, 97.0), (1, 99.0))]
+    text = reproduce.markdown_table(rows, 2)
+    assert "| mnist train | mnist test |" in text
+    assert "| Ours B234 | – (98.9) | 98.0 ± 1.4 (98.5) |" in text
+    cap = reproduce.caption(rows, 2)
+    assert "profile **quick**" in cap and "2 run(s), seeds 0, 1" in cap
+
+
+def test_seed_is_the_run_index():
+    assert [reproduce.seed_for(r) for r in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError):
+        reproduce.seed_for(-1)
+
+
+def test_missing_dataset_is_a_clear_error_before_any_work(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        reproduce.run(["stl10"], 1, "quick", tmp_path / "out", progress=False)
+    assert "stl10" in str(err.value) and "How to get it" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    assert reproduce.main(["--datasets", "stl10", "--runs", "1", "--out", str(tmp_path / "out")]) == 2
+
+
+@pytest.mark.slow
+def test_resume_after_a_crash_recomputes_only_what_is_missing(tiny, tmp_path, monkeypatch):
+    calls = []
+    real = reproduce.STEP_FUNCTIONS["kmex"]
+
+    def flaky(job):
+        calls.append(job.seed)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return real(job)
+
+    monkeypatch.setitem(reproduce.STEP_FUNCTIONS, "kmex", flaky)
+    kw = dict(profile="tiny", steps=("cnn", "kmex"), settings=SETTINGS, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        reproduce.run(["tinydigits"], 2, out=tmp_path / "a", keep_going=False, **kw)
+    stored = sorted(p.name for p in (tmp_path / "a" / "steps").iterdir())
+    assert stored == ["tiny-tinydigits-seed0-cnn.json", "tiny-tinydigits-seed0-kmex.json",
+                      "tiny-tinydigits-seed1-cnn.json"]
+    resumed = reproduce.run(["tinydigits"], 2, out=tmp_path / "a", **kw)
+    assert resumed.computed == [("tinydigits", 1, "kmex")] and resumed.ok
+    again = reproduce.run(["tinydigits"], 2, out=tmp_path / "a", **kw)
+    assert again.computed == [] and calls == [0, 1, 1]
+
+    fresh = reproduce.run(["tinydigits"], 2, out=tmp_path / "b", **kw)       # an uninterrupted run
+    key = lambda r: (r["seed"], r["step"], r["table"], r["row"], r["metric"])  # noqa: E731
+    assert [(key(r), r["value"]) for r in resumed.results] == [(key(r), r["value"]) for r in fresh.results]
+    assert len(fresh.results) == 2 * (4 + 4 + 2)      # per seed: CNN 4 cells, KMEx 1 and 5: 2 + 4
+
+
+@pytest.mark.slow
+def test_every_row_has_its_provenance_and_every_table_cell_is_filled(tiny, tmp_path):
+    outcome = reproduce.run(["tinydigits"], 2, "tiny", tmp_path, settings=SETTINGS, progress=False)
+    assert outcome.ok and len(outcome.computed) == 8
+    for r in outcome.results:
+        assert r["profile"] == "tiny" and r["dataset"] == "tinydigits" and r["data"] == "tiny digits, test"
+        assert (r["n_train"], r["n_test"]) == (60, 30) and r["seed"] in (0, 1) and r["device"] == "cpu"
+        assert r["commit"] and r["wall_seconds"] >= 0 and "k_per_class" in r
+    cells = reproduce.aggregate(outcome.results)
+    for row in reproduce.TABLE1_ROWS:
+        for m in ("class", "out"):
+            assert cells[(1, row, "tinydigits", m)].n == 2
+    for row in reproduce.TABLE2_ROWS:
+        for m in ("train", "test"):
+            assert cells[(2, row, "tinydigits", m)].n == 2
+            assert 0.0 <= cells[(2, row, "tinydigits", m)].mean <= 100.0
+    by = {(r["seed"], r["step"]): r for r in outcome.results}
+    assert by[(0, "maps")]["k_per_class"] == 2 and by[(0, "kmex")]["k_per_class"] == [1, 5]
+    assert by[(0, "cnn")]["info_epochs"] == 1
+
+    paths = reproduce.write_outputs(outcome)
+    rows = list(csv.DictReader(io.StringIO(paths["results"].read_text())))
+    assert len(rows) == len(outcome.results) == 2 * (4 + 6 + 4 + 4)
+    assert {r["run"] for r in rows} == {"0", "1"} and all(r["commit"] and r["profile"] == "tiny" for r in rows)
+    assert float(rows[0]["value"]) == outcome.results[0]["value"]                   # full precision
+    t2 = paths["table2"].read_text()
+    assert "| Ours B4 |" in t2 and "2 run(s), seeds 0, 1" in t2
+    stored = json.loads(reproduce.step_path(tmp_path, "tiny", "tinydigits", 1, "cnn").read_text())
+    assert stored["provenance"]["seed"] == 1 and stored["key"]["epochs"] == 1
+
+
+def test_a_stored_step_made_with_other_settings_is_not_reused(tiny, tmp_path):
+    key = reproduce.step_key("tiny", "tinydigits", 0, "maps", SETTINGS)
+    path = reproduce.step_path(tmp_path, "tiny", "tinydigits", 0, "maps")
+    reproduce.atomic_write_text(path, json.dumps({"key": key, "metrics": [], "provenance": {}}))
+    assert reproduce.load_step(path, key) is not None
+    other = reproduce.step_key("tiny", "tinydigits", 0, "maps", replace(SETTINGS, images_per_class=5))
+    assert other != key and reproduce.load_step(path, other) is None
+    path.write_text("{ half a file")
+    assert reproduce.load_step(path, key) is None
