@@ -26,10 +26,8 @@ import csv
 import io
 import json
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, data, features, maps_eval, paper, protopnet, sem, train
+from . import config, data, features, maps_eval, paper, protopnet, sem, store, train
 from .data import DatasetNotFoundError
 from .kmex import KMExClassifier
 from .metrics import alignment_cosines
@@ -191,22 +189,6 @@ STEP_FUNCTIONS: dict[str, Callable[[Job], tuple[list[dict], dict]]] = {
 
 # --- persistence ---------------------------------------------------------------------------
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def step_key(profile: str, dataset: str, seed: int, step: str, settings: Settings) -> dict:
     """Everything that makes a step's numbers (a stored step with another key is recomputed)."""
     prof = config.get_profile(profile)
@@ -309,7 +291,7 @@ def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str
                 continue
             stored = {"key": key, "metrics": metrics,
                       "provenance": provenance(job, time.perf_counter() - start, info, commit)}
-            atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
+            store.atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
             computed.append((dataset, seed, step))
         for m in stored["metrics"]:
             results.append({**stored["provenance"], "step": step, "run": seed, **m})
@@ -421,12 +403,12 @@ def write_outputs(outcome: Outcome) -> dict[str, Path]:
     """``results.csv``, ``table1.md`` and ``table2.md`` in ``outcome.out`` (atomic writes)."""
     paths = {"results": outcome.out / "results.csv", "table1": outcome.out / "table1.md",
              "table2": outcome.out / "table2.md"}
-    atomic_write_text(paths["results"], results_csv(outcome.results))
+    store.atomic_write_text(paths["results"], results_csv(outcome.results))
     for t in (1, 2):
         title = ("Table 1: average cosine of prototypes with their class (class) and other classes (out)" if t == 1
                  else "Table 2: train and test accuracy (%)")
         text = f"**{title}**\n\n{markdown_table(outcome.results, t)}\n\n{caption(outcome.results, t)}\n"
-        atomic_write_text(paths[f"table{t}"], text)
+        store.atomic_write_text(paths[f"table{t}"], text)
     return paths
 
 

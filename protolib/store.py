@@ -88,14 +88,14 @@ def fingerprint(dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def atomic_save(obj, file: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never half a file."""
+def atomic_write(file: Path, write: Callable[[object], None]) -> None:
+    """Call ``write`` on a binary temporary file in the same folder, then rename: never half a file."""
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -105,6 +105,16 @@ def atomic_save(obj, file: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj, file: Path) -> None:
+    """``torch.save`` ``obj`` to ``file`` atomically."""
+    atomic_write(file, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(file: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``file`` atomically."""
+    atomic_write(file, lambda f: f.write(text.encode()))
 
 
 def safe_load(file: Path) -> dict | None:
@@ -139,5 +149,5 @@ def load_or_build(file: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
         return ckpt, False
 
 
-__all__ = ["FORMATS", "root", "digest", "key", "path", "fingerprint", "atomic_save",
+__all__ = ["FORMATS", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
            "safe_load", "load_or_build"]

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from protolib import config, data, reproduce
+from protolib import config, data, reproduce, store
 from protolib.data import digits
 from protolib.data.base import DatasetNotFoundError, TensorImages
 
@@ -146,7 +146,7 @@ def test_every_row_has_its_provenance_and_every_table_cell_is_filled(tiny, tmp_p
 def test_a_stored_step_made_with_other_settings_is_not_reused(tiny, tmp_path):
     key = reproduce.step_key("tiny", "tinydigits", 0, "maps", SETTINGS)
     path = reproduce.step_path(tmp_path, "tiny", "tinydigits", 0, "maps")
-    reproduce.atomic_write_text(path, json.dumps({"key": key, "metrics": [], "provenance": {}}))
+    store.atomic_write_text(path, json.dumps({"key": key, "metrics": [], "provenance": {}}))
     assert reproduce.load_step(path, key) is not None
     other = reproduce.step_key("tiny", "tinydigits", 0, "maps", replace(SETTINGS, images_per_class=5))
     assert other != key and reproduce.load_step(path, other) is None
