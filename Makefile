@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Notebooks in parallel: one per core is enough on the 2-core machines we plan for.
+# Tests and notebooks in parallel: one worker per core on the 2-core machines we plan for.
 NB_WORKERS ?= 2
 
 .PHONY: setup book test test-unit test-notebooks clean
@@ -23,7 +23,7 @@ book: setup
 	@echo "Book written to _build/html/index.html"
 
 test-unit: setup
-	$(BIN)/python -m pytest tests/
+	$(BIN)/python -m pytest -n $(NB_WORKERS) tests/
 
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 -n $(NB_WORKERS) book/
