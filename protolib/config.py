@@ -132,9 +132,10 @@ def loader_options(device: str | torch.device | None = None) -> dict:
     per spare CPU core) and pinned memory, so JPEG decoding and augmentation keep the GPU fed;
     the CPU gets 0 workers: worker processes draw augmentation randomness from their own seeded
     streams, which would change the CPU (quick-profile) numbers, and on a 2-core machine they
-    would only compete with the training itself.
+    would only compete with the training itself. A ``device`` given explicitly is taken as it is
+    (the options for a device need no such device present).
     """
-    dev = get_device(device)
+    dev = torch.device(device) if device is not None else get_device()
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if raw:
         if not raw.isdigit():
