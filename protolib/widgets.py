@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
-import torch
 from torch.utils.data import Dataset
 
 from . import cam, viz_maps

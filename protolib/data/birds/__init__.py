@@ -16,7 +16,6 @@ the part that decides between a class and its nearest class is known.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
