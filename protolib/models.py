@@ -10,6 +10,7 @@ after pooling, pooling to more than one pixel).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 import re
@@ -194,7 +195,13 @@ def official_hash_prefix(arch: str) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks (remembered while its size and time stay the same)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -26,6 +26,8 @@ import csv
 import io
 import json
 import math
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, data, features, maps_eval, paper, protopnet, sem, store, train
+from . import config, data, features, maps_eval, models, paper, protopnet, sem, store, train
 from .data import DatasetNotFoundError
 from .kmex import KMExClassifier
 from .metrics import alignment_cosines
@@ -47,7 +49,7 @@ TABLE1_ROWS = ("CNN", "KMEx K/C=1", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet
 TABLE2_ROWS = ("CNN", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet", "Ours B4", "Ours B234")
 OFFLINE = ("digits", "mnist", "birds")
 ALL_DATASETS = ("digits", "mnist", "birds", "stl10", "cub200")
-FORMAT = 1  # bump when the meaning of a step file changes
+FORMAT = 2  # bump when the meaning of a step file changes (2: keys hold the data's content and the weights)
 
 
 @dataclass(frozen=True)
@@ -189,13 +191,22 @@ STEP_FUNCTIONS: dict[str, Callable[[Job], tuple[list[dict], dict]]] = {
 
 # --- persistence ---------------------------------------------------------------------------
 
-def step_key(profile: str, dataset: str, seed: int, step: str, settings: Settings) -> dict:
-    """Everything that makes a step's numbers (a stored step with another key is recomputed)."""
+def step_key(profile: str, dataset: str, seed: int, step: str, settings: Settings,
+             data_content: Sequence[str] | None = None) -> dict:
+    """Everything that makes a step's numbers (a stored step with another key is recomputed).
+
+    ``data_content``: the content fingerprints of the train and test splits
+    (:func:`data_fingerprints`, computed here when not given): new files under the same dataset
+    name never reuse old results. Pretrained profiles add the ImageNet weights' record.
+    """
     prof = config.get_profile(profile)
     spec = data.get_spec(dataset)
     key = {"format": FORMAT, "profile": prof.name, "arch": prof.arch, "pretrained": prof.pretrained,
-           "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version, "seed": seed,
-           "step": step}
+           "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version,
+           "data_content": list(data_content if data_content is not None else data_fingerprints(dataset)),
+           "seed": seed, "step": step}
+    if prof.pretrained:
+        key["weights"] = models.weights_record(prof.arch)
     if step == "kmex":
         key["kmex_n_init"] = settings.kmex_n_init
     if step == "maps":
@@ -205,6 +216,11 @@ def step_key(profile: str, dataset: str, seed: int, step: str, settings: Setting
         key["recipe"] = asdict(protopnet.recipe_for(prof.name, dataset, **settings.protopnet))
         key["init"] = settings.protopnet_init
     return json.loads(json.dumps(key, default=str))
+
+
+def data_fingerprints(dataset: str) -> tuple[str, str]:
+    """Content fingerprints (:func:`protolib.store.fingerprint`) of ``dataset``'s train and test splits."""
+    return store.fingerprint(data.load(dataset, "train")), store.fingerprint(data.load(dataset, "test"))
 
 
 def step_path(out: Path, profile: str, dataset: str, seed: int, step: str) -> Path:
@@ -220,12 +236,30 @@ def load_step(path: Path, key: dict) -> dict | None:
     return stored if stored.get("key") == key else None
 
 
+def machine() -> str:
+    """The CPU model and core count (and the GPU's name on CUDA), for provenance."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{model}, {os.cpu_count()} CPUs{gpu}"
+
+
 def provenance(job: Job, seconds: float, info: dict, commit: str) -> dict:
     train_set, test_set = job.split("train"), job.split("test")
     k = info.get("k_per_class", job.profile.k_per_class(job.dataset))
     return {"profile": job.profile.name, "dataset": job.dataset, "data": test_set.title, "n_train": len(train_set),
             "n_test": len(test_set), "seed": job.seed, "k_per_class": k, "commit": commit, "device": str(job.device),
-            "wall_seconds": round(seconds, 3), "torch": torch.__version__, **{f"info_{a}": b for a, b in info.items()}}
+            "machine": machine(), "threads": torch.get_num_threads(),
+            "wall_seconds": round(seconds, 3), "torch": torch.__version__, "epochs": job.profile.epochs_for(job.dataset),
+            "epochs_override": job.profile.epochs_override,
+            "weights": config.weights_note() if job.profile.pretrained else "random init",
+            **{f"info_{a}": b for a, b in info.items()}}
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -269,13 +303,14 @@ def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str
     check_datasets(datasets)
     commit = git_commit()
     todo = [(d, seed_for(r), s) for d in datasets for r in range(runs) for s in steps]
+    content = {d: data_fingerprints(d) for d in datasets}
     results, computed, failed, jobs = [], [], {}, {}
     bar = tqdm(todo, desc="reproduce", disable=not progress, unit="step")
     for dataset, seed, step in bar:
         bar.set_postfix_str(f"{dataset} seed {seed} {step}")
         if any(k[:2] == (dataset, seed) for k in failed):
             continue
-        key = step_key(prof.name, dataset, seed, step, settings)
+        key = step_key(prof.name, dataset, seed, step, settings, content[dataset])
         path = step_path(out, prof.name, dataset, seed, step)
         stored = load_step(path, key)
         if stored is None:
@@ -293,11 +328,69 @@ def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str
                       "provenance": provenance(job, time.perf_counter() - start, info, commit)}
             store.atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
             computed.append((dataset, seed, step))
-        for m in stored["metrics"]:
-            results.append({**stored["provenance"], "step": step, "run": seed, **m})
+        results += _rows(stored, step)
         if (dataset, seed) in jobs and step == steps[-1]:
             del jobs[(dataset, seed)]      # free the models of a finished (dataset, seed)
     return Outcome(results, computed, failed, out)
+
+
+def _rows(stored: dict, step: str) -> list[dict]:
+    """One result row per metric of a stored step, with its provenance."""
+    return [{**stored["provenance"], "step": step, "run": stored["provenance"]["seed"], **m} for m in stored["metrics"]]
+
+
+def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | None = None, out: str | Path | None = None,
+         steps: Sequence[str] = STEPS, settings: Settings | None = None) -> tuple[list[dict], list[tuple[str, int, str]]]:
+    """The stored results of ``runs`` (a count, or run indices) in ``out``, computing nothing.
+
+    Returns (results, missing): ``missing`` lists each (dataset, seed, step) that is absent or was
+    made with other settings or data (its key differs), e.g. a record made by older code.
+    """
+    prof = config.get_profile(profile)
+    settings = settings or Settings.for_profile(prof.name)
+    out = Path(out) if out is not None else config.cache_root() / "reproduce"
+    indices = range(runs) if isinstance(runs, int) else runs
+    results, missing = [], []
+    for dataset in datasets:
+        content = data_fingerprints(dataset)
+        for seed in map(seed_for, indices):
+            for step in steps:
+                stored = load_step(step_path(out, prof.name, dataset, seed, step),
+                                   step_key(prof.name, dataset, seed, step, settings, content))
+                if stored is None:
+                    missing.append((dataset, seed, step))
+                else:
+                    results += _rows(stored, step)
+    return results, missing
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Live results set against recorded ones for the same (dataset, seed, table, row, metric)."""
+
+    compared: int          # cells present in both
+    largest: dict          # {(table, metric kind): largest absolute difference}, kinds "accuracy" and "cosine"
+    same_setup: bool       # the record was made with the same torch, machine and threads as the live run
+
+    @property
+    def identical(self) -> bool:
+        return self.compared > 0 and all(v == 0.0 for v in self.largest.values())
+
+
+def agreement(live: Sequence[dict], recorded: Sequence[dict]) -> Agreement:
+    """How far ``live`` results are from ``recorded`` ones of the same cells (exact equality expected
+    on the same setup: training is seeded and deterministic on the CPU)."""
+    index = {(r["dataset"], int(r["seed"]), r["table"], r["row"], r["metric"]): r for r in recorded}
+    largest, compared, same = {}, 0, True
+    for r in live:
+        rec = index.get((r["dataset"], int(r["seed"]), r["table"], r["row"], r["metric"]))
+        if rec is None:
+            continue
+        compared += 1
+        kind = "cosine" if r["table"] == 1 else "accuracy"
+        largest[kind] = max(largest.get(kind, 0.0), abs(float(r["value"]) - float(rec["value"])))
+        same &= all(r.get(f) == rec.get(f) for f in ("torch", "machine", "threads", "device"))
+    return Agreement(compared, largest, same and compared > 0)
 
 
 # --- aggregation and tables ------------------------------------------------------------------
@@ -352,7 +445,12 @@ def caption(results: Sequence[dict], table: int) -> str:
     twin = [d for d in _datasets_in(rows) if paper.counterpart(d) not in (None, d)]
     what = ("mean cosine over the test split (class / out)" if table == 1
             else "accuracy in % (train / test; maps: train on a seeded subset when the profile says so)")
-    return (f"Ours: profile **{', '.join(profiles)}** ({prof.arch}, {'ImageNet weights' if prof.pretrained else 'random init'}), "
+    weights = "; ".join(sorted({r.get("weights", "ImageNet weights" if prof.pretrained else "random init") for r in rows}))
+    epochs = ", ".join(f"{d} {next(r.get('epochs', '?') for r in rows if r['dataset'] == d)}" for d in _datasets_in(rows))
+    override = sorted({r.get("epochs_override") for r in rows} - {None})
+    epochs += (f" (${config.EPOCHS_ENV}={', '.join(map(str, override))} override, not the profile's epochs)"
+               if override else "")
+    return (f"Ours: profile **{', '.join(profiles)}** ({prof.arch}, {weights}; epochs: {epochs}), "
             f"{len(seeds)} run(s), seeds {', '.join(map(str, seeds))}; {what}; mean ± sample std over runs. "
             f"Data: {data_txt}. In parentheses: the paper's Table {table} ({paper.BACKBONE}"
             f"{', five runs' if table == 2 else ''})"
@@ -386,7 +484,7 @@ def markdown_table(results: Sequence[dict], table: int) -> str:
 
 
 CSV_FIELDS = ("profile", "dataset", "data", "n_train", "n_test", "run", "seed", "step", "table", "row", "metric",
-              "value", "k_per_class", "commit", "device", "wall_seconds")
+              "value", "k_per_class", "epochs", "weights", "commit", "device", "wall_seconds")
 
 
 def results_csv(results: Sequence[dict]) -> str:
@@ -451,8 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["STEPS", "TABLE1_ROWS", "TABLE2_ROWS", "OFFLINE", "Settings", "seed_for", "git_commit", "Job",
-           "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "step_path",
-           "load_step", "Outcome", "check_datasets", "run", "Cell", "aggregate", "caption", "markdown_table",
+           "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "data_fingerprints", "step_path",
+           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "caption", "markdown_table",
            "results_csv", "write_outputs", "main"]
 
 if __name__ == "__main__":

@@ -74,10 +74,11 @@ def make_stl10(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -
 
 
 def make_cub(root: Path, train_per_class: int = 1, test_classes: int = 200, classes: int = 200,
-             size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+             size: tuple[int, int] = (48, 40), seed: int = 0, names: dict[int, str] | None = None) -> Path:
     """A CUB_200_2011 folder in the official layout: ``classes`` classes with ``train_per_class``
     training JPEGs each, one test JPEG for each of the first ``test_classes`` classes, bounding
-    boxes, class names and the 15 parts files. Returns the folder."""
+    boxes, class names and the 15 parts files. ``names`` gives some classes (0-based) a real CUB
+    name (e.g. ``{3: "Field_Sparrow"}``); the others are ``Bird_<id>``. Returns the folder."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -86,8 +87,9 @@ def make_cub(root: Path, train_per_class: int = 1, test_classes: int = 200, clas
     rows, labels, split, boxes, locs = [], [], [], [], []
     plan = [(c, 1) for c in range(classes) for _ in range(train_per_class)] + [(c, 0) for c in range(test_classes)]
     w, h = size
+    label = [f"{c + 1:03d}." + (names or {}).get(c, f"Bird_{c + 1}") for c in range(classes)]
     for i, (c, is_train) in enumerate(plan, start=1):
-        rel = f"{c + 1:03d}.Bird_{c + 1}/Bird_{c + 1}_{i:05d}.jpg"
+        rel = f"{label[c]}/{label[c][4:]}_{i:05d}.jpg"
         (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(folder / "images" / rel)
         rows.append(f"{i} {rel}")
@@ -96,7 +98,7 @@ def make_cub(root: Path, train_per_class: int = 1, test_classes: int = 200, clas
         boxes.append(f"{i} 2.0 3.0 {w - 6}.0 {h - 8}.0")
         locs += [f"{i} {p} {p + 5}.0 {p + 3}.0 {p % 2}" for p in range(1, 16)]
     tables = {"images.txt": rows, "image_class_labels.txt": labels, "train_test_split.txt": split,
-              "bounding_boxes.txt": boxes, "classes.txt": [f"{c + 1} {c + 1:03d}.Bird_{c + 1}" for c in range(classes)]}
+              "bounding_boxes.txt": boxes, "classes.txt": [f"{c + 1} {label[c]}" for c in range(classes)]}
     for name, lines in tables.items():
         (folder / name).write_text("\n".join(lines) + "\n")
     (folder / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
