@@ -152,3 +152,44 @@ def test_a_stored_step_made_with_other_settings_is_not_reused(tiny, tmp_path):
     assert other != key and reproduce.load_step(path, other) is None
     path.write_text("{ half a file")
     assert reproduce.load_step(path, key) is None
+
+
+def test_read_returns_the_record_and_names_what_is_missing_or_stale(tiny, tmp_path):
+    kw = dict(profile="tiny", steps=("cnn", "kmex"), settings=SETTINGS)
+    made = reproduce.run(["tinydigits"], 1, out=tmp_path, progress=False, **kw)
+    results, missing = reproduce.read(["tinydigits"], 2, out=tmp_path, **kw)
+    key = lambda r: (r["seed"], r["step"], r["row"], r["metric"], r["value"])  # noqa: E731
+    assert sorted(map(key, results)) == sorted(map(key, made.results))
+    assert missing == [("tinydigits", 1, "cnn"), ("tinydigits", 1, "kmex")]
+    other = replace(SETTINGS, kmex_n_init=2)                                      # other settings: kmex is stale
+    _, stale = reproduce.read(["tinydigits"], [0], out=tmp_path, profile="tiny", steps=("cnn", "kmex"), settings=other)
+    assert stale == [("tinydigits", 0, "kmex")]
+
+
+def test_a_step_key_holds_the_content_of_the_data(tiny):
+    a = reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "bbbb"))
+    b = reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "cccc"))     # new test files
+    assert a != b and a["data_content"] == ["aaaa", "bbbb"]
+    assert reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS)["data_content"] == list(
+        reproduce.data_fingerprints("tinydigits"))
+
+
+def test_agreement_is_exact_on_the_same_setup_and_measured_otherwise():
+    setup = {"torch": "2.9", "machine": "cpu x", "threads": 2, "device": "cpu"}
+    rec = [{**setup, **_row(0, 90.0)}, {**setup, **_row(0, 0.5, "CNN", "class", 1)}, {**setup, **_row(1, 80.0)}]
+    same = reproduce.agreement([dict(r) for r in rec[:2]], rec)
+    assert same.compared == 2 and same.identical and same.same_setup
+    moved = [{**rec[0], "value": 90.25}, {**rec[1], "value": 0.49, "machine": "cpu y"}]
+    diff = reproduce.agreement(moved, rec)
+    assert not diff.identical and not diff.same_setup
+    assert diff.largest == {"accuracy": 0.25, "cosine": pytest.approx(0.01, abs=1e-12)}
+    assert reproduce.agreement([{**setup, **_row(5, 1.0)}], rec).compared == 0
+
+
+def test_captions_say_which_weights_and_epochs_made_the_numbers():
+    base = {"profile": "paper", "data": "d", "n_train": 1, "n_test": 1, "epochs": 1, "epochs_override": 1,
+            "weights": "NOT the official ImageNet weights: w.pth ($PROTOLIB_WEIGHTS_UNOFFICIAL=1)"}
+    text = reproduce.caption([{**base, **_row(0, 90.0)}], 2)
+    assert "NOT the official ImageNet weights" in text and "PROTOLIB_EPOCHS=1 override" in text
+    plain = reproduce.caption([{**base, "epochs_override": None, "weights": "random init", **_row(0, 90.0)}], 2)
+    assert "override" not in plain and "random init" in plain
