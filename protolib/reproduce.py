@@ -397,12 +397,14 @@ def agreement(live: Sequence[dict], recorded: Sequence[dict]) -> Agreement:
 
 @dataclass(frozen=True)
 class Cell:
-    """Mean and sample standard deviation (ddof = 1; ``nan`` for one run) of one cell over ``n`` runs."""
+    """Mean and sample standard deviation (ddof = 1; ``nan`` for one run) of one cell over ``n`` runs;
+    ``values``: the runs' values, in the order of ``seeds``."""
 
     mean: float
     std: float
     n: int
     seeds: tuple[int, ...]
+    values: tuple[float, ...] = ()
 
     def format(self, digits: int) -> str:
         if self.n == 1 or math.isnan(self.std):
@@ -419,8 +421,29 @@ def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
     for key, by_seed in groups.items():
         v = np.array([by_seed[s] for s in sorted(by_seed)], dtype=np.float64)
         std = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-        cells[key] = Cell(float(v.mean()), std, len(v), tuple(sorted(by_seed)))
+        cells[key] = Cell(float(v.mean()), std, len(v), tuple(sorted(by_seed)), tuple(v.tolist()))
     return cells
+
+
+def paired_gap(results: Iterable[dict], dataset: str, row: str, reference: str, metric: str = "test",
+               table: int = 2) -> Cell:
+    """``row - reference`` run by run (paired by seed), then mean and sample std of those gaps.
+
+    Two rows of one run share its backbone, so their difference varies less than either row:
+    pairing by seed is the right test, not the difference of two means with their own spreads.
+    Only seeds that have both rows count.
+    """
+    by: dict[str, dict[int, float]] = {row: {}, reference: {}}
+    for r in results:
+        if r["table"] == table and r["dataset"] == dataset and r["metric"] == metric and r["row"] in by:
+            by[r["row"]][int(r["seed"])] = float(r["value"])
+    seeds = sorted(set(by[row]) & set(by[reference]))
+    if not seeds:
+        raise ValueError(f"no run of {dataset!r} has both {row!r} and {reference!r} ({metric}, Table {table})")
+    gaps = [by[row][s] - by[reference][s] for s in seeds]
+    v = np.array(gaps, dtype=np.float64)
+    return Cell(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v), tuple(seeds),
+                tuple(gaps))
 
 
 def _datasets_in(results: Sequence[dict]) -> list[str]:
@@ -550,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = ["STEPS", "TABLE1_ROWS", "TABLE2_ROWS", "OFFLINE", "Settings", "seed_for", "git_commit", "Job",
            "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "data_fingerprints", "step_path",
-           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "caption", "markdown_table",
+           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "paired_gap", "caption", "markdown_table",
            "results_csv", "write_outputs", "main"]
 
 if __name__ == "__main__":

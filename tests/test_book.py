@@ -30,6 +30,7 @@ def test_notebook_is_stored_without_outputs(path):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
         f"{path.name} holds outputs: clear them before committing"
+    assert "widgets" not in nb["metadata"], f"{path.name} holds saved widget state: clear it before committing"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
 
 

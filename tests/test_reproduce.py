@@ -193,3 +193,14 @@ def test_captions_say_which_weights_and_epochs_made_the_numbers():
     assert "NOT the official ImageNet weights" in text and "PROTOLIB_EPOCHS=1 override" in text
     plain = reproduce.caption([{**base, "epochs_override": None, "weights": "random init", **_row(0, 90.0)}], 2)
     assert "override" not in plain and "random init" in plain
+
+
+def test_paired_gap_pairs_rows_by_seed():
+    rows = [_row(0, 90.0), _row(1, 94.0), _row(2, 95.0),                                   # CNN
+            _row(0, 89.0, "Ours B4"), _row(1, 92.0, "Ours B4"), _row(2, 95.0, "Ours B4"),   # B4
+            _row(3, 50.0, "Ours B4")]                                                      # no CNN for seed 3
+    g = reproduce.paired_gap(rows, "d", "Ours B4", "CNN")
+    # gaps -1, -2, 0: mean -1, squares of deviations 0 + 1 + 1 = 2, over n - 1 = 2: variance 1
+    assert (g.mean, g.std, g.n, g.seeds, g.values) == (-1.0, 1.0, 3, (0, 1, 2), (-1.0, -2.0, 0.0))
+    with pytest.raises(ValueError, match="no run of 'd' has both"):
+        reproduce.paired_gap(rows, "d", "ProtoPNet", "CNN")
