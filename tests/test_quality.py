@@ -67,7 +67,8 @@ def test_spearman_and_ssim_known_values():
     assert sanity.spearman(a, a).item() == 1.0 and sanity.spearman(a, -a).item() == pytest.approx(-1.0, abs=1e-12)
     assert sanity.spearman(a, a ** 3).item() == pytest.approx(1.0)  # ranks only
     const = torch.ones(1, 4)
-    assert sanity.spearman(const, const).item() == 1.0 and sanity.spearman(const, a).item() == 0.0
+    assert sanity.spearman(const, const).item() == 1.0 and math.isnan(sanity.spearman(const, a).item())
+    assert math.isnan(sanity.spearman(const, 2 * const).item())  # no ranking to compare
     assert sanity.ssim(a, a).item() == pytest.approx(1.0) and sanity.ssim(a, 2 * a + 1).item() == pytest.approx(1.0)
     # rescaled a = (0, 1/3, 2/3, 1) against its reverse: means equal, cov = -var
     v = torch.tensor([0, 1 / 3, 2 / 3, 1.0]).var(unbiased=False).item()

@@ -108,4 +108,16 @@ def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: 
     return out
 
 
-__all__ = ["head_name", "ours", "DFF", "dff", "compare"]
+def segments(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, n_components: int = 8,
+             dff_layers: tuple[str, ...] = ("layer4", "layer2")) -> dict[str, torch.Tensor]:
+    """Segments (B, h, w) of our explanation maps and of DFF (one NMF over the batch per layer), on the CPU."""
+    first = next(iter(explainers.values()))
+    x = x.to(first.device)
+    with torch.no_grad():
+        out = {f"ours {n}": e.explain(x).segments.cpu() for n, e in explainers.items()}
+    for layer in dff_layers:
+        out[f"DFF {layer}"] = dff(first.model, x, layer, n_components).segments
+    return out
+
+
+__all__ = ["head_name", "ours", "DFF", "dff", "compare", "segments"]

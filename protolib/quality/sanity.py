@@ -19,7 +19,8 @@ from torch import nn
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman correlation (average ranks for ties) of each pair of maps (B, ...) -> (B,).
 
-    Two identical maps give 1 even when constant; a constant map against a varying one gives 0.
+    Two identical maps give 1 even when constant; otherwise a constant map has no ranking and
+    gives NaN (left out of means by :func:`protolib.quality.stats.mean_ci`).
     """
     out = []
     for u, v in zip(a.flatten(1).double().cpu().numpy(), b.flatten(1).double().cpu().numpy()):
@@ -29,7 +30,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ru, rv = rankdata(u), rankdata(v)
         ru, rv = ru - ru.mean(), rv - rv.mean()
         den = (ru @ ru) ** 0.5 * (rv @ rv) ** 0.5
-        out.append(float(ru @ rv / den) if den > 0 else 0.0)
+        out.append(float(ru @ rv / den) if den > 0 else float("nan"))
     return torch.tensor(out, dtype=torch.float64)
 
 
