@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from protolib import cam, maps
-from protolib.quality import baselines, faithfulness as fa, localisation as lo, methods, sanity
-from protolib.quality.stats import mean_ci
+from protolib.quality import baselines, evaluate, faithfulness as fa, localisation as lo, methods, sanity
+from protolib.quality.stats import clearly_greater, markdown_table, mean_ci
 from tiny_nets import A, B, TinyImages, TinyNet, paint
 
 W = torch.tensor([[4.0, 3.0], [2.0, 1.0]])  # a 2 x 2 image, one channel
@@ -69,6 +69,9 @@ def test_spearman_and_ssim_known_values():
     const = torch.ones(1, 4)
     assert sanity.spearman(const, const).item() == 1.0 and math.isnan(sanity.spearman(const, a).item())
     assert math.isnan(sanity.spearman(const, 2 * const).item())  # no ranking to compare
+    nearly = torch.tensor([[1.0, 1.0 + 1e-7, 1.0, 1.0]])  # flat up to float rounding: no ranking either
+    assert sanity.flat(nearly).item() and math.isnan(sanity.spearman(nearly, a).item())
+    assert math.isnan(sanity.ssim(nearly, 2 * const).item()) and sanity.ssim(const, const).item() == 1.0
     assert sanity.ssim(a, a).item() == pytest.approx(1.0) and sanity.ssim(a, 2 * a + 1).item() == pytest.approx(1.0)
     # rescaled a = (0, 1/3, 2/3, 1) against its reverse: means equal, cov = -var
     v = torch.tensor([0, 1 / 3, 2 / 3, 1.0]).var(unbiased=False).item()
@@ -147,3 +150,20 @@ def test_methods_on_the_tiny_net():
     diff = out["DFF layer4"] - att[torch.arange(6), target]
     assert (diff - diff.mean((1, 2), keepdim=True)).abs().max() < 1e-2
     assert d.segments.shape == (6, 2, 2) and d.concept_maps.shape == (6, 3, 2, 2)
+
+
+def test_localisation_rows_tables_and_paired_margins():
+    masks = torch.zeros(2, 4, 4, dtype=torch.long)
+    masks[:, :2, :2] = 1
+    masks[:, 2:, 2:] = 2
+    on_part1 = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).expand(2, 2, 2)
+    rows = evaluate.localisation({"m": on_part1}, masks, 3, [[1], None])
+    assert rows["m"]["bird share"].tolist() == [1.0, 1.0] and rows["m"]["pointing game"].tolist() == [1.0, 1.0]
+    assert rows["m"]["deciding-part share"].tolist() == [1.0]  # only image 0 has a twin
+    assert rows["area (blind map)"]["bird share"].tolist() == [0.5, 0.5]
+    assert rows["area (blind map)"]["deciding-part share"].tolist() == [0.5]
+    assert clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.1]))
+    assert not clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 3.5, 3.0]))
+    table = markdown_table({"m": {"a": torch.tensor([1.0, 3.0]), "b": 0.25}}, digits=2)
+    assert table.splitlines() == ["| method | a | b |", "|---|---|---|",
+                                  "| m | 2.00 ± 12.71 | 0.25 |"]  # t(0.975, 1) x sd sqrt 2 / sqrt 2

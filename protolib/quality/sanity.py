@@ -16,11 +16,24 @@ from scipy.stats import rankdata
 from torch import nn
 
 
+def flat(maps: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
+    """Whether each map (B, ...) is constant up to float rounding (range <= rtol x its largest |value|)."""
+    f = maps.flatten(1).double()
+    lo, hi = f.min(1).values, f.max(1).values
+    return (hi - lo) <= rtol * torch.maximum(hi.abs(), lo.abs())
+
+
+def _undefined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairs where a map is flat and the two differ: no order or structure to compare."""
+    same = (a.flatten(1) == b.flatten(1)).all(1).cpu()
+    return (flat(a).cpu() | flat(b).cpu()) & ~same
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman correlation (average ranks for ties) of each pair of maps (B, ...) -> (B,).
 
-    Two identical maps give 1 even when constant; otherwise a constant map has no ranking and
-    gives NaN (left out of means by :func:`protolib.quality.stats.mean_ci`).
+    Two identical maps give 1 even when constant; otherwise a flat map (:func:`flat`) has no
+    ranking and gives NaN (left out of means by :func:`protolib.quality.stats.mean_ci`).
     """
     out = []
     for u, v in zip(a.flatten(1).double().cpu().numpy(), b.flatten(1).double().cpu().numpy()):
@@ -31,7 +44,8 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ru, rv = ru - ru.mean(), rv - rv.mean()
         den = (ru @ ru) ** 0.5 * (rv @ rv) ** 0.5
         out.append(float(ru @ rv / den) if den > 0 else float("nan"))
-    return torch.tensor(out, dtype=torch.float64)
+    rho = torch.tensor(out, dtype=torch.float64)
+    return rho.masked_fill(_undefined(a, b), float("nan"))
 
 
 def minmax(maps: torch.Tensor) -> torch.Tensor:
@@ -43,12 +57,14 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 def ssim(a: torch.Tensor, b: torch.Tensor, c1: float = 0.01 ** 2, c2: float = 0.03 ** 2) -> torch.Tensor:
     """Structural similarity of min-max rescaled maps (B, ...) -> (B,), over the whole map as one
-    window (the maps here have 1 to 64 cells, too few for sliding windows)."""
+    window (the maps here have 1 to 64 cells, too few for sliding windows); NaN where
+    :func:`spearman` is undefined."""
     x, y = minmax(a).flatten(1), minmax(b).flatten(1)
     mx, my = x.mean(1), y.mean(1)
     vx, vy = x.var(1, unbiased=False), y.var(1, unbiased=False)
     cov = ((x - mx[:, None]) * (y - my[:, None])).mean(1)
-    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    out = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return out.cpu().masked_fill(_undefined(a, b), float("nan"))
 
 
 def randomised(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Module:
@@ -80,4 +96,4 @@ def cascade(model: nn.Module, top_down: Sequence[str], explain: Callable[[nn.Mod
     return out
 
 
-__all__ = ["spearman", "minmax", "ssim", "randomised", "cascade"]
+__all__ = ["flat", "spearman", "minmax", "ssim", "randomised", "cascade"]
