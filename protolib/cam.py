@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_class_targets
-from .maps import ExplanationMap, ExplanationMaps, _explain_all, check_ready
-from .models import GAPSplit, get_layer, split_gap_linear
+from .maps import ExplanationMap, ExplanationMaps, check_ready
+from .models import GAPSplit, capture, get_layer, split_gap_linear
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
 
@@ -121,12 +121,27 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     get_layer(first.model, last_layer)
     head = _split(first.model).head
     tgt = check_class_targets("target", target, len(x), head.out_features)
-    multi = _explain_all(explainers, x, extra_layers=(last_layer,))
-    outs, acts = multi.maps, multi.activations
+    layers = sorted({n for e in explainers.values() for n in e.layers} | {last_layer})
+    with capture(first.model, layers) as acts:
+        first.model(x.to(first.device))
+    return importance_from_activations(explainers, acts, head, tgt, last_layer)
+
+
+@torch.no_grad()
+def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts: Mapping[str, torch.Tensor],
+                                head: nn.Linear, target: torch.Tensor | None = None,
+                                last_layer: str = "layer4") -> Importance:
+    """:func:`importance_maps` from captured block outputs and a linear ``head`` (no checks).
+
+    The prototypes are those of ``explainers``; the activations and the head may come from
+    another network of the same shape (the randomisation check feeds a randomised copy).
+    ``target``: (B,) class indices, or ``None`` for the class the head predicts.
+    """
+    outs = {n: e.explain_activations(acts) for n, e in explainers.items()}
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
     h = acts[last_layer]
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))
-    tgt = logits.argmax(1) if tgt is None else tgt.to(h.device)
+    tgt = logits.argmax(1) if target is None else target.to(h.device)
     current = att[torch.arange(len(h), device=h.device), tgt]
     maps = {}
     for name in names:
@@ -157,4 +172,4 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, laye
 
 
 __all__ = ["attribution", "last_block_attribution", "segment_average", "propagate", "propagate_chain",
-           "Importance", "importance_maps", "grad_cam"]
+           "Importance", "importance_maps", "importance_from_activations", "grad_cam"]
