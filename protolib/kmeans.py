@@ -28,10 +28,11 @@ import torch
 
 @dataclass
 class KMeansResult:
-    """centers: (k, D) in the input dtype; labels: (N,) long; inertia: sum of squared distances."""
+    """centers: (k, D) in the input dtype; labels: (N,) long (None from the streaming backend, which
+    never holds all points); inertia: sum of squared distances to the nearest centre."""
 
     centers: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     inertia: float
     n_iter: int
 
@@ -173,6 +174,24 @@ def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int = 300, tol: floa
     return KMeansResult(centers, labels, float(dists.double().sum()), it)
 
 
+def generator(seed: int | torch.Generator) -> torch.Generator:
+    """``seed`` itself when it is a CPU generator, else a new local generator seeded with it."""
+    return seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+
+
+def centred(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check that ``x`` is a finite floating (N, D) tensor with N >= k; return (x - mean, mean (1, D))."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a floating (N, D) tensor, got {getattr(x, 'dtype', type(x).__name__)} "
+                         f"{tuple(getattr(x, 'shape', ()))}")
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k={k} clusters need 1 <= k <= N={len(x)} points")
+    mean = x.mean(0, keepdim=True)
+    if not torch.isfinite(mean).all():  # a NaN or infinity anywhere makes the mean non-finite
+        raise ValueError("x contains NaN or infinite values (or values too large to sum)")
+    return x - mean, mean
+
+
 def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
            seed: int | torch.Generator = 0, init: torch.Tensor | None = None,
            chunk_size: int | None = None) -> KMeansResult:
@@ -182,15 +201,8 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
     same result). ``init`` (k, D) replaces k-means++ (then one run). Returns a :class:`KMeansResult`
     with the centres in ``x``'s coordinates and dtype.
     """
-    if x.ndim != 2 or not x.is_floating_point():
-        raise ValueError(f"x must be a floating (N, D) tensor, got {x.dtype} {tuple(x.shape)}")
-    if not 1 <= k <= len(x):
-        raise ValueError(f"k={k} clusters need 1 <= k <= N={len(x)} points")
-    mean = x.mean(0, keepdim=True)
-    if not torch.isfinite(mean).all():  # a NaN or infinity anywhere makes the mean non-finite
-        raise ValueError("x contains NaN or infinite values (or values too large to sum)")
-    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
-    xc = x - mean
+    xc, mean = centred(x, k)
+    gen = generator(seed)
     x_sq = sq_norms(xc)
     best = None
     for _ in range(1 if init is not None else n_init):
@@ -202,4 +214,5 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
     return best
 
 
-__all__ = ["KMeansResult", "chunk_rows", "sq_norms", "assign", "kmeans_plusplus", "mean_variance", "lloyd", "kmeans"]
+__all__ = ["KMeansResult", "chunk_rows", "generator", "centred", "sq_norms", "assign", "kmeans_plusplus",
+           "mean_variance", "lloyd", "kmeans"]
