@@ -2,9 +2,8 @@
 
 Sizes (``--sizes``): ``cub`` = one CUB class (30 images x 28 x 28 = 23,520 rows, k=10),
 ``200k`` = 200,000 rows (k=5), ``1m`` = a 1M-row class (1,276 images, k=10) generated on the fly.
-The rows are made batch by batch (64 images a batch, seeded by the batch number): each pixel shows
-one of 12 class patterns per block (layer2 128, layer3 256, layer4 512 dims) plus noise, ReLU'd,
-and each block is normalised per pixel as eq. 8 does. Methods (``--methods``):
+The rows are :mod:`protolib.synthetic_pixels`, made batch by batch (64 images a batch, seeded by
+the batch number). Methods (``--methods``):
 
 * ``sklearn``: scikit-learn ``KMeans(algorithm="lloyd")``; ``minibatch``: ``MiniBatchKMeans``
   (batch_size 4096); ``faiss``, ``exact``, ``streaming``: :mod:`protolib.kmeans_backends`;
@@ -35,33 +34,10 @@ import time
 import numpy as np
 import torch
 
+from protolib.synthetic_pixels import BLOCKS, BATCH_ROWS, batch as make_batch, stream as batches
+
 SIZES = {"cub": (23_520, 10), "200k": (200_000, 5), "1m": (1_000_384, 10)}  # 1,276 images x 784
 METHODS = ("sklearn", "minibatch", "faiss", "exact", "streaming", "dask")
-BLOCKS, PARTS, GRID, BATCH_IMAGES = (128, 256, 512), 12, 28, 64
-
-
-def make_batch(i: int, rows: int) -> torch.Tensor:
-    """Rows ``i*R .. i*R + rows`` (R = 64 images x 784 pixels) of the synthetic class, (rows, 896)."""
-    from protolib.blocks import composite
-
-    patterns = [torch.randn(PARTS, d, generator=torch.Generator().manual_seed(d)) for d in BLOCKS]
-    g = torch.Generator().manual_seed(1000 + i)
-    n = -(-rows // (GRID * GRID))
-    layout = torch.nn.functional.interpolate(torch.randint(0, PARTS, (n, 1, 4, 4), generator=g).float(),
-                                             size=(GRID, GRID), mode="nearest")[:, 0].long()
-    blocks = [(p[layout].permute(0, 3, 1, 2) + 0.7 * torch.randn(n, p.shape[1], GRID, GRID, generator=g)).relu_()
-              for p in patterns]
-    h = composite(blocks, None, "pixel")
-    return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])[:rows].contiguous()
-
-
-def batches(n: int):
-    """The rows of a class of ``n`` rows, one batch of 64 images at a time."""
-    per = BATCH_IMAGES * GRID * GRID
-    for i, a in enumerate(range(0, n, per)):
-        yield make_batch(i, min(per, n - a))
-
-
 def rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -113,7 +89,7 @@ def run_dask(n: int, k: int) -> dict:
 
     from protolib.kmeans_dask import dask_kmeans
 
-    per = BATCH_IMAGES * GRID * GRID
+    per = BATCH_ROWS
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as client:
         parts = [da.from_delayed(dask.delayed(lambda i, r: make_batch(i, r).numpy())(i, min(per, n - a)),
                                  (min(per, n - a), sum(BLOCKS)), np.float32) for i, a in enumerate(range(0, n, per))]
