@@ -56,6 +56,17 @@ def _sq_dist(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, x_sq: torch.T
     return torch.addmm(c_sq, x, c.T, alpha=-2.0).add_(x_sq.unsqueeze(1)).clamp_min_(0.0)
 
 
+def _nearest(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, x_sq: torch.Tensor | None) -> tuple:
+    """(squared distance, index) of the nearest row of c for every row of x.
+
+    The argmin runs on |c|^2 - 2 x.c (|x|^2 is the same for every centre), as scikit-learn's Lloyd
+    does; |x|^2 is added to the minima only: two (n, k) passes fewer than the full distances.
+    """
+    best, labels = torch.addmm(c_sq, x, c.T, alpha=-2.0).min(1)
+    x_sq = sq_norms(x) if x_sq is None else x_sq
+    return best.add_(x_sq).clamp_min_(0.0), labels
+
+
 def assign(x: torch.Tensor, centers: torch.Tensor, chunk_size: int | None = None,
            x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of every row of ``x`` (N, D): labels (N,) and squared distances (N,).
@@ -72,7 +83,7 @@ def assign(x: torch.Tensor, centers: torch.Tensor, chunk_size: int | None = None
     dists = torch.empty(len(x), dtype=x.dtype, device=x.device)
     for a in range(0, len(x), chunk_size):
         part = None if x_sq is None else x_sq[a:a + chunk_size]
-        dists[a:a + chunk_size], labels[a:a + chunk_size] = _sq_dist(x[a:a + chunk_size], centers, c_sq, part).min(1)
+        dists[a:a + chunk_size], labels[a:a + chunk_size] = _nearest(x[a:a + chunk_size], centers, c_sq, part)
     return labels, dists
 
 
@@ -118,7 +129,7 @@ def _lloyd_step(x, x_sq, centers, chunk_size):
     sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
     for a in range(0, len(x), rows):  # E and M on one chunk while it is fresh in memory
         part = x[a:a + rows]
-        dists[a:a + rows], labels[a:a + rows] = _sq_dist(part, centers, c_sq, x_sq[a:a + rows]).min(1)
+        dists[a:a + rows], labels[a:a + rows] = _nearest(part, centers, c_sq, x_sq[a:a + rows])
         onehot = torch.nn.functional.one_hot(labels[a:a + rows], k).to(x.dtype).T.contiguous()
         sums += (onehot @ part).double()  # per-chunk sums in x's dtype, total in float64
     counts = torch.bincount(labels, minlength=k).double()
