@@ -10,7 +10,8 @@ the batch number). Methods (``--methods``):
 * ``dask``: :func:`protolib.kmeans_dask.dask_kmeans` on a ``LocalCluster`` of 2 single-threaded
   workers, the rows made by delayed tasks on the workers.
 
-Every (size, method) runs in its own subprocess. Time: the clustering alone, after the rows are
+Every (size, method) runs in its own subprocess, ``--repeats`` times round-robin over the methods
+(the shortest time and the largest peak are shown; on a shared machine the load changes). Time: the clustering alone, after the rows are
 made (streaming: every pass over the stream, which makes the rows again each pass; the time of
 one pass of making them is printed apart). Memory: the peak resident set (``ru_maxrss``) of the
 subprocess, including the rows it holds and ~0.4 GiB of Python + torch; for Dask, the sum of the
@@ -106,6 +107,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--repeats", type=int, default=2, help="runs of every case, round-robin; the fastest is shown")
     p.add_argument("--case", nargs=2, metavar=("SIZE", "METHOD"), help=argparse.SUPPRESS)  # one subprocess
     args = p.parse_args()
     if args.case:
@@ -116,20 +118,26 @@ def main() -> None:
           f"{'vs sklearn %':>12} {'vs exact %':>10} {'iters':>5}")
     for size in args.sizes:
         rows = {}
-        for method in args.methods:
-            proc = subprocess.run([sys.executable, __file__, "--case", size, method], capture_output=True, text=True)
-            if proc.returncode:
-                print(f"{size:>5} {method:>10} failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
-                continue
-            r = rows[method] = json.loads(proc.stdout.strip().splitlines()[-1])
-            ref, exact = rows.get("sklearn"), rows.get("exact")
+        for rep in range(args.repeats):  # round-robin: a change of load hits every method alike
+            for method in args.methods:
+                proc = subprocess.run([sys.executable, __file__, "--case", size, method], capture_output=True, text=True)
+                if proc.returncode:
+                    print(f"{size:>5} {method:>10} failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                old = rows.get(method)
+                if old is not None:
+                    r["peak_gib"] = max(r["peak_gib"], old["peak_gib"])
+                    r["seconds"] = min(r["seconds"], old["seconds"])
+                rows[method] = r
+        ref, exact = rows.get("sklearn"), rows.get("exact")
+        for method, r in rows.items():
             speed = f"{ref['seconds'] / r['seconds']:9.2f}" if ref else f"{'-':>9}"
             d_ref = f"{100 * (r['inertia'] / ref['inertia'] - 1):12.3f}" if ref else f"{'-':>12}"
             d_ex = f"{100 * (r['inertia'] / exact['inertia'] - 1):10.3f}" if exact else f"{'-':>10}"
             extra = f"  (one pass of making the rows: {r['make_s']:.1f} s)" if "make_s" in r else ""
             print(f"{size:>5} {method:>10} {r['seconds']:8.2f} {speed} {r['peak_gib']:8.2f} {r['inertia']:14.6g} "
                   f"{d_ref} {d_ex} {r['n_iter']:5d}{extra}", flush=True)
-
 
 if __name__ == "__main__":
     main()
