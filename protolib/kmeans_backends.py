@@ -23,7 +23,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from .kmeans import KMeansResult, assign, centred, generator, kmeans, kmeans_plusplus, mean_variance, sq_norms
+from .kmeans import (KMeansResult, _lloyd_step, assign, centred, generator, kmeans, kmeans_plusplus, mean_variance,
+                     sq_norms)
 
 BACKENDS = ("exact", "faiss", "streaming")
 
@@ -34,7 +35,8 @@ def cluster(x: torch.Tensor, k: int, backend: str = "exact", n_init: int = 1, ma
     """k-means of the points ``x`` (N, D) with the backend named ``backend`` (see the module doc).
 
     ``options`` go to the backend: ``max_points_per_centroid`` for faiss; ``batch_rows``,
-    ``init_size`` and ``refine`` for streaming (``x`` is then streamed in batches of ``batch_rows``).
+    ``init_size``, ``init_runs``, ``max_epochs`` and ``refine`` for streaming (``x`` is then
+    streamed in batches of ``batch_rows``).
     """
     if backend == "exact":
         _no_options(backend, options)
@@ -104,21 +106,24 @@ def faiss_kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, 
     return best
 
 
-def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_init: int = 1, max_iter: int = 100,
+def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_init: int = 1, max_iter: int = 300,
                      tol: float = 1e-4, seed: int | torch.Generator = 0, init: torch.Tensor | None = None,
-                     init_size: int = 32768, refine: int = 0, chunk_size: int | None = None,
-                     progress: bool = False) -> KMeansResult:
+                     init_size: int = 32768, init_runs: int | None = None, max_epochs: int = 3, refine: int = 0,
+                     chunk_size: int | None = None, progress: bool = False) -> KMeansResult:
     """Mini-batch k-means over a stream, never holding more than one batch and ``init_size`` rows.
 
     ``batches()`` returns a fresh iterable of (m, D) float tensors, the same ones each time (e.g.
     the pixel vectors of one class, one forward pass per batch). Steps:
 
-    1. the first ``init_size`` rows of the stream are kept: the exact backend (k-means++ with
-       ``n_init`` runs, then Lloyd) clusters them, unless ``init`` (k, D) is given;
+    1. the first ``init_size`` rows of the stream are kept: the exact backend (k-means++, then
+       Lloyd with ``max_iter`` and ``tol``) clusters them ``init_runs`` times (default
+       ``max(n_init, 3)``: runs on a sample are cheap, and one run on a sample lands in a poor
+       local optimum more often than one run on all points), the best run wins; ``init`` (k, D)
+       replaces this step;
     2. epochs over the stream: each batch moves every centre towards the mean of its points
        in the batch with the rate (its points in the batch) / (its points so far) (Sculley's
        mini-batch update, as scikit-learn's ``MiniBatchKMeans``), until an epoch moves the
-       centres by at most ``tol * mean(var)`` (of the initial rows) or after ``max_iter`` epochs;
+       centres by at most ``tol * mean(var)`` (of the initial rows) or after ``max_epochs``;
     3. ``refine`` exact Lloyd passes over the stream (sums and counts accumulated batch by batch);
     4. one last pass assigns every row to its nearest centre: the inertia. ``labels`` is None.
 
@@ -149,7 +154,8 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
     else:
         if kept < k:
             raise ValueError(f"k={k} clusters need at least k points in the first init_size={init_size} rows")
-        centers = kmeans(sample - shift, k, n_init=n_init, max_iter=max_iter, tol=tol, seed=seed,
+        runs = max(n_init, 3) if init_runs is None else init_runs
+        centers = kmeans(sample - shift, k, n_init=runs, max_iter=max_iter, tol=tol, seed=seed,
                          chunk_size=chunk_size).centers
     sample_c = sample - shift
     abs_tol = tol * mean_variance(sample_c, sq_norms(sample_c))
@@ -161,12 +167,10 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
 
     counts = torch.zeros(k, dtype=torch.float64, device=device)
     epoch = 0
-    for epoch in range(1, max_iter + 1):
+    for epoch in range(1, max_epochs + 1):
         before = centers.clone()
         for b in prepared(f"mini-batch epoch {epoch}"):
-            labels, _ = assign(b, centers, chunk_size)
-            n_b = torch.bincount(labels, minlength=k).double()
-            sums = torch.zeros(k, b.shape[1], dtype=torch.float64, device=device).index_add_(0, labels, b.double())
+            _, _, sums, n_b = _lloyd_step(b, sq_norms(b), centers, chunk_size)
             counts += n_b
             hit = n_b > 0
             rate = (n_b[hit] / counts[hit]).unsqueeze(1)
@@ -177,9 +181,9 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
         sums = torch.zeros(k, centers.shape[1], dtype=torch.float64, device=device)
         n = torch.zeros(k, dtype=torch.float64, device=device)
         for b in prepared(f"Lloyd pass {r + 1}"):
-            labels, _ = assign(b, centers, chunk_size)
-            sums.index_add_(0, labels, b.double())
-            n += torch.bincount(labels, minlength=k).double()
+            _, _, part, n_b = _lloyd_step(b, sq_norms(b), centers, chunk_size)
+            sums += part
+            n += n_b
         hit = n > 0
         centers[hit] = (sums[hit] / n[hit].unsqueeze(1)).float()
     inertia = 0.0
