@@ -42,7 +42,8 @@ from . import config
 from ._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_labels,
                       check_number, check_size)
 from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
-from .kmeans import assign, kmeans
+from .kmeans import assign
+from .kmeans_backends import BACKENDS, cluster
 from .models import capture, get_layer, model_fingerprint
 
 
@@ -100,6 +101,8 @@ class ExplanationMaps:
     norm : ``"pixel"`` or ``"block"`` (eq. 8, see the module docstring).
     size : shared grid R' as ``(H', W')``; ``None`` = the grid of the shallowest block.
     n_init, max_iter, tol : k-means settings (see :func:`protolib.kmeans.kmeans`).
+    kmeans_backend : ``"exact"`` (default), ``"faiss"`` or ``"streaming"`` (see
+        :mod:`protolib.kmeans_backends`); every class is clustered by it, with the same seeds.
     max_images_per_class, max_pixels_per_class : optional seeded subsets used to fit k-means.
     batch_size, chunk_size : images per forward pass; pixel rows per distance block.
     random_state : seed; the seed of class c is derived from (random_state, c).
@@ -116,10 +119,11 @@ class ExplanationMaps:
                  norm: str = "pixel", size: int | tuple[int, int] | None = None, n_init: int = 1,
                  max_iter: int = 100, tol: float = 1e-4, max_images_per_class: int | None = None,
                  max_pixels_per_class: int | None = None, batch_size: int = 64, chunk_size: int | None = None,
-                 random_state: int = 0, device=None, progress: bool = True):
+                 random_state: int = 0, device=None, progress: bool = True, kmeans_backend: str = "exact"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         check_choice("norm", norm, NORMS)
+        check_choice("kmeans_backend", kmeans_backend, BACKENDS)
         check_int("k_per_class", k_per_class, 1)
         check_size("size", size)
         check_int("n_init", n_init, 1), check_int("max_iter", max_iter, 1), check_number("tol", tol, 0)
@@ -138,6 +142,7 @@ class ExplanationMaps:
         self.max_images_per_class, self.max_pixels_per_class = max_images_per_class, max_pixels_per_class
         self.batch_size, self.chunk_size = batch_size, chunk_size
         self.random_state, self.progress = random_state, progress
+        self.kmeans_backend = kmeans_backend
 
     def __repr__(self) -> str:
         fitted = f", {len(self.prototypes_)} prototypes" if hasattr(self, "prototypes_") else ""
@@ -172,8 +177,8 @@ class ExplanationMaps:
         gen = torch.Generator().manual_seed(_seed(self.random_state, c))
         if self.max_pixels_per_class is not None and len(x) > self.max_pixels_per_class:
             x = x[torch.randperm(len(x), generator=gen)[: self.max_pixels_per_class].to(x.device)]
-        res = kmeans(x, self.k_per_class, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
-                     seed=gen, chunk_size=self.chunk_size)
+        res = cluster(x, self.k_per_class, self.kmeans_backend, n_init=self.n_init, max_iter=self.max_iter,
+                      tol=self.tol, seed=gen, chunk_size=self.chunk_size)
         return res.centers, res.inertia, len(x)
 
     def _class_indices(self, targets: torch.Tensor, c: int) -> torch.Tensor:

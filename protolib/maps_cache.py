@@ -21,11 +21,15 @@ FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "pat
 
 
 def settings(ex: ExplanationMaps) -> dict:
-    """Everything that changes the prototypes of ``ex``, besides the model and the data."""
-    return {"layers": list(ex.layers), "k_per_class": ex.k_per_class, "norm": ex.norm, "size": ex.size,
-            "n_init": ex.n_init, "max_iter": ex.max_iter, "tol": ex.tol,
-            "max_images_per_class": ex.max_images_per_class, "max_pixels_per_class": ex.max_pixels_per_class,
-            "random_state": ex.random_state}
+    """Everything that changes the prototypes of ``ex``, besides the model and the data (the k-means
+    backend only when it is not the default, so that caches written before it existed stay valid)."""
+    out = {"layers": list(ex.layers), "k_per_class": ex.k_per_class, "norm": ex.norm, "size": ex.size,
+           "n_init": ex.n_init, "max_iter": ex.max_iter, "tol": ex.tol,
+           "max_images_per_class": ex.max_images_per_class, "max_pixels_per_class": ex.max_pixels_per_class,
+           "random_state": ex.random_state}
+    if ex.kmeans_backend != "exact":
+        out["kmeans_backend"] = ex.kmeans_backend
+    return out
 
 
 def fitted_state(ex: ExplanationMaps) -> dict:

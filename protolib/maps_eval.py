@@ -27,13 +27,16 @@ def budget(profile: str | None = None) -> tuple[int | None, int | None]:
 
 
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
-             seed: int = 0, blocks=BLOCK_SETS, progress: bool = True) -> tuple[dict[str, maps.ExplanationMaps], bool]:
+             seed: int = 0, blocks=BLOCK_SETS, progress: bool = True,
+             kmeans_backend: str = "exact") -> tuple[dict[str, maps.ExplanationMaps], bool]:
     """Explanation maps of ``trained`` (a :class:`protolib.train.TrainResult`), from the cache when fitted before.
 
+    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.kmeans_backends`).
     Returns ({block set: fitted explainer}, from_cache).
     """
     explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, max_images_per_class=images_per_class,
-                                          random_state=seed, progress=progress) for n in blocks}
+                                          random_state=seed, progress=progress, kmeans_backend=kmeans_backend)
+                  for n in blocks}
     return load_or_fit(explainers, train_set, trained.path.name)
 
 

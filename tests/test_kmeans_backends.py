@@ -1,0 +1,148 @@
+"""The k-means backends (exact, faiss, streaming, Dask) against scikit-learn and against each other."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from protolib import maps, maps_cache
+from protolib.kmeans import kmeans
+from protolib.kmeans_backends import BACKENDS, cluster, streaming_kmeans
+from tiny_nets import TinyImages, TinyNet
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Five far-apart blobs: the optimum puts every centre on the mean of one blob."""
+    x, y = make_blobs(4000, n_features=16, centers=5, cluster_std=0.5, center_box=(-50, 50), random_state=0)
+    means = np.stack([x[y == c].mean(0) for c in range(5)])
+    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y), means
+
+
+def _matched(centers, means):
+    """Rows of ``centers`` reordered to follow ``means`` (nearest centre of each mean)."""
+    c = np.asarray(centers, dtype=np.float64)
+    order = ((means[:, None] - c[None]) ** 2).sum(-1).argmin(1)
+    assert len(set(order.tolist())) == len(means), "two blobs share one centre"
+    return c[order]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_finds_the_blob_means_as_scikit_learn_does(blobs, backend):
+    x, y, means = blobs
+    ref = KMeans(5, n_init=3, random_state=0).fit(x.numpy())
+    np.testing.assert_allclose(_matched(ref.cluster_centers_, means), means, atol=1e-4)
+    opts = {"batch_rows": 500, "init_size": 1000} if backend == "streaming" else {}
+    res = cluster(x, 5, backend, n_init=3, seed=0, **opts)
+    # the streaming centres are running means over the batches, the others exact means
+    np.testing.assert_allclose(_matched(res.centers.numpy(), means), means, atol=1e-4 if backend != "streaming" else 2e-2)
+    known = float(((x.double().numpy() - means[y.numpy()]) ** 2).sum())  # the blobs' own inertia
+    # float32 distances as |x|^2 - 2 x.c + |c|^2 (all backends and scikit-learn) lose ~1e-5 here
+    assert ref.inertia_ == pytest.approx(known, rel=1e-4)
+    assert res.inertia == pytest.approx(known, rel=1e-4 if backend != "streaming" else 1e-3)
+    if res.labels is not None:  # the same partition as the blobs
+        assert len(set(zip(res.labels.tolist(), y.tolist()))) == 5
+
+
+def test_same_seed_same_start_in_every_backend():
+    x = torch.from_numpy(np.maximum(np.random.default_rng(0).normal(size=(1500, 20)), 0).astype(np.float32))
+    exact = cluster(x, 6, "exact", seed=7, n_init=2)
+    faiss = cluster(x, 6, "faiss", seed=7, n_init=2)
+    # same k-means++ centres, same Lloyd steps: the same labels and iterations, float-close centres
+    assert torch.equal(exact.labels, faiss.labels) and exact.n_iter == faiss.n_iter
+    torch.testing.assert_close(exact.centers, faiss.centers, rtol=0, atol=1e-4)
+    for backend in BACKENDS:
+        a, b = cluster(x, 6, backend, seed=3), cluster(x, 6, backend, seed=3)
+        assert torch.equal(a.centers, b.centers) and a.inertia == b.inertia
+        assert not torch.equal(a.centers, cluster(x, 6, backend, seed=4, max_iter=1).centers)
+
+
+def test_faiss_subsampling_is_off_unless_asked():
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(3000, 8)).astype(np.float32))
+    init = x[:4].clone()
+    full, exact = cluster(x, 4, "faiss", init=init), kmeans(x, 4, init=init)
+    torch.testing.assert_close(full.centers, exact.centers, rtol=0, atol=1e-4)
+    sub = cluster(x, 4, "faiss", init=init, max_iter=1, max_points_per_centroid=50)  # 200 of 3000 points
+    assert not torch.allclose(sub.centers, kmeans(x, 4, init=init, max_iter=1).centers, atol=1e-3)
+
+
+def test_streaming_reads_the_stream_batch_by_batch_within_tolerance_of_exact():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(scale=4, size=(8, 12))
+
+    def batches():  # 20 batches of 500 points, generated again on every pass
+        for i in range(20):
+            g = np.random.default_rng([2, i])
+            yield torch.from_numpy((centres[g.integers(8, size=500)] + g.normal(size=(500, 12))).astype(np.float32))
+
+    full = torch.cat(list(batches()))
+    exact = kmeans(full, 8, n_init=2, seed=0)
+    stream = streaming_kmeans(batches, 8, n_init=2, seed=0, init_size=2000)
+    assert stream.labels is None and abs(stream.inertia / exact.inertia - 1) < 0.01
+    # its inertia is the exact one of its centres
+    dist = ((full[:, None] - stream.centers[None]) ** 2).sum(-1).min(1).values
+    assert stream.inertia == pytest.approx(dist.double().sum().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="no points"):
+        streaming_kmeans(lambda: iter(()), 2)
+    with pytest.raises(ValueError, match="batch 0"):
+        streaming_kmeans(lambda: iter([torch.zeros(3, 2, dtype=torch.long)]), 2)
+
+
+def test_bad_backend_and_options_are_refused():
+    x = torch.zeros(10, 2)
+    with pytest.raises(ValueError, match="unknown k-means backend 'gpu'"):
+        cluster(x, 2, "gpu")
+    with pytest.raises(TypeError, match="no options"):
+        cluster(x, 2, "exact", batch_rows=3)
+    with pytest.raises(ValueError, match="kmeans_backend"):
+        maps.ExplanationMaps(TinyNet(), kmeans_backend="gpu")
+
+
+@pytest.mark.parametrize("backend", ["faiss", "streaming"])
+def test_explanation_maps_with_a_backend_find_the_hand_known_prototypes(backend):
+    kw = dict(blocks=["layer2"], k_per_class=2, progress=False)
+    exact = maps.ExplanationMaps(TinyNet(), **kw).fit(TinyImages())
+    other = maps.ExplanationMaps(TinyNet(), kmeans_backend=backend, **kw).fit(TinyImages())
+    # the pixels of each class take two values (its two parts): both backends find them
+    torch.testing.assert_close(other.prototypes_, exact.prototypes_, rtol=0, atol=1e-6)
+    assert "kmeans_backend" not in maps_cache.settings(exact)  # caches fitted before backends stay valid
+    assert maps_cache.settings(other)["kmeans_backend"] == backend
+
+
+# --- Dask: one local cluster of two single-threaded worker processes for the module ---------------
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        with distributed.Client(lc) as c:
+            yield c
+
+
+def test_dask_engine_gives_the_exact_backends_centres_from_the_same_start(client):
+    import dask.array as da
+
+    from protolib.kmeans_dask import dask_kmeans
+
+    x = torch.from_numpy(np.maximum(np.random.default_rng(3).normal(size=(3000, 24)), 0).astype(np.float32))
+    init = x[[5, 500, 1000, 2000, 2999]].clone()
+    exact = kmeans(x, 5, init=init)
+    dist = dask_kmeans(da.from_array(x.numpy(), chunks=(700, 24)), 5, init=init, client=client)
+    assert torch.equal(dist.labels, exact.labels) and dist.n_iter == exact.n_iter
+    torch.testing.assert_close(dist.centers, exact.centers, rtol=0, atol=1e-5)
+    assert dist.inertia == pytest.approx(exact.inertia, rel=1e-6)
+    # its own seeding: k-means++ with the same generator on all rows (N <= init_size)
+    seeded = dask_kmeans(da.from_array(x.numpy(), chunks=(700, 24)), 5, seed=1, client=client)
+    assert seeded.inertia == pytest.approx(kmeans(x, 5, seed=1).inertia, rel=1e-5)
+
+
+def test_dask_feature_extraction_runs_the_forward_passes_as_tasks(client):
+    from protolib.kmeans_dask import class_pixels
+
+    ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2", "layer4"], progress=False)
+    data = TinyImages()
+    arr = class_pixels(ex, data, [0, 2, 4], images_per_task=2)
+    assert arr.shape == (3 * 64, 5) and arr.numblocks == (2, 1)
+    h = ex.features(data.images[[0, 2, 4]])
+    expected = h.permute(0, 2, 3, 1).reshape(-1, 5).numpy()
+    np.testing.assert_allclose(client.compute(arr).result(), expected, atol=1e-7)
