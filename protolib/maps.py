@@ -43,7 +43,7 @@ from ._checks import (check_choice, check_dataset, check_finite_rows, check_imag
                       check_number, check_size)
 from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
 from .kmeans import assign
-from .kmeans_backends import BACKENDS, cluster
+from .kmeans_backends import BACKENDS, cluster, streaming_kmeans
 from .models import capture, get_layer, model_fingerprint
 
 
@@ -103,6 +103,8 @@ class ExplanationMaps:
     n_init, max_iter, tol : k-means settings (see :func:`protolib.kmeans.kmeans`).
     kmeans_backend : ``"exact"`` (default), ``"faiss"`` or ``"streaming"`` (see
         :mod:`protolib.kmeans_backends`); every class is clustered by it, with the same seeds.
+        ``"streaming"`` reads a class's pixel vectors one forward pass (``batch_size`` images) at
+        a time and never holds the class; it does not take ``max_pixels_per_class``.
     max_images_per_class, max_pixels_per_class : optional seeded subsets used to fit k-means.
     batch_size, chunk_size : images per forward pass; pixel rows per distance block.
     random_state : seed; the seed of class c is derived from (random_state, c).
@@ -201,6 +203,39 @@ class ExplanationMaps:
         img, pix = idx.to(near.device)[near // r], near % r
         where = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1).cpu()
         return centers, inertia, n, where, dist.cpu()
+
+    def _fit_class_stream(self, dataset: Dataset, idx: torch.Tensor, c: int) -> tuple:
+        """As :meth:`_fit_class_acts` for the streaming backend: the pixel vectors of class c come
+        one forward pass (``batch_size`` images) at a time and the class is never held whole;
+        the training pixel nearest to each prototype is searched in one more pass."""
+        if self.max_pixels_per_class is not None:
+            raise ValueError("max_pixels_per_class needs the class's pixels at once; the streaming backend "
+                             "never holds them (use max_images_per_class)")
+
+        def batches():
+            start = 0
+            for x, _ in self._batches(dataset, idx.tolist()):
+                _check_dataset_batch(x, idx[start:start + len(x)])
+                h = self._features(x)
+                self.grid_ = tuple(h.shape[-2:])
+                yield start, h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+                start += len(x)
+
+        gen = torch.Generator().manual_seed(_seed(self.random_state, c))
+        res = streaming_kmeans(lambda: (x for _, x in batches()), self.k_per_class, n_init=self.n_init,
+                               max_iter=self.max_iter, tol=self.tol, seed=gen, chunk_size=self.chunk_size)
+        best = torch.full((self.k_per_class,), float("inf"))
+        where = torch.zeros(self.k_per_class, 3, dtype=torch.long)
+        n, r = 0, self.grid_[0] * self.grid_[1]
+        for start, x in batches():
+            near, dist = assign(res.centers, x, chunk_size=self.chunk_size)
+            n += len(x)
+            better = dist.cpu() < best
+            img = idx[start + near.cpu() // r]
+            pix = near.cpu() % r
+            found = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1)
+            best, where = torch.where(better, dist.cpu(), best), torch.where(better[:, None], found, where)
+        return res.centers, res.inertia, n, where, best
 
     def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
         """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
@@ -392,11 +427,12 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
     layers = sorted({n for e in explainers.values() for n in e.layers})
     parts: dict[str, list[tuple]] = {k: [] for k in explainers}
     names = "+".join(explainers)
+    streamed = {k for k, e in explainers.items() if e.kmeans_backend == "streaming"}
     for c in tqdm(range(num_classes), desc=f"{names} k-means", disable=not first.progress):
         idx = first._class_indices(targets, c)
-        acts = _class_activations(first, dataset, idx, layers)
+        acts = _class_activations(first, dataset, idx, layers) if len(streamed) < len(explainers) else None
         for k, ex in explainers.items():
-            parts[k].append(ex._fit_class_acts(acts, idx, c))
+            parts[k].append(ex._fit_class_stream(dataset, idx, c) if k in streamed else ex._fit_class_acts(acts, idx, c))
     for k, ex in explainers.items():
         centers, inertia, n, where, dist = zip(*parts[k])
         ex._set_fitted(list(centers), list(inertia), list(n))

@@ -29,6 +29,9 @@ def settings(ex: ExplanationMaps) -> dict:
            "random_state": ex.random_state}
     if ex.kmeans_backend != "exact":
         out["kmeans_backend"] = ex.kmeans_backend
+    if ex.kmeans_backend == "streaming":
+        out["streaming"] = 2            # 2: fed one forward pass at a time (1 held the class's pixels)
+        out["batch_size"] = ex.batch_size
     return out
 
 

@@ -193,3 +193,25 @@ def test_load_or_fit_caches_the_fitted_state(tmp_path):
     _, cached_changed = load_or_fit({"B4": maps.ExplanationMaps(changed, "B4", k_per_class=1, progress=False)},
                                     ds, "tiny.pt", cache_dir=tmp_path)
     assert not cached_changed
+
+
+def test_streaming_backend_fits_one_forward_pass_at_a_time_and_finds_the_same_parts_and_patches(fitted):
+    ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, batch_size=1, kmeans_backend="streaming",
+                              progress=False)
+    seen = []
+    real = ex._features
+    ex._features = lambda x: seen.append(len(x)) or real(x)
+    ex.fit(TinyImages())
+    assert seen and max(seen) == 1                     # one image per forward pass: the class is never held
+    assert ex.prototypes_.shape == (4, 2) and ex.prototype_classes_.tolist() == [0, 0, 1, 1]
+    for colour in (A, B, C, D):                         # the same parts as the exact backend, to float precision
+        target = torch.tensor(colour) / (2 * torch.tensor(colour).norm())
+        assert min((p - target).norm() for p in ex.prototypes_) < 1e-6
+    assert ex.inertia_.abs().max() < 1e-6 and ex.n_fit_pixels_.tolist() == [192, 192]
+    for colour in (A, B, D):                            # nearest training pixel found in the stream: the same
+        k = min(range(4), key=lambda i: (ex.prototypes_[i] - torch.tensor(colour) / (2 * torch.tensor(colour).norm())).norm())
+        assert ex.patch_index_[k].tolist() == fitted.patch_index_[_proto(fitted, colour)].tolist()
+    assert ex.patch_distance_.max() < 1e-10
+    with pytest.raises(ValueError, match="never holds them"):
+        maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, max_pixels_per_class=10,
+                             kmeans_backend="streaming", progress=False).fit(TinyImages())
