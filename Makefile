@@ -23,7 +23,7 @@ book: setup
 	@echo "Book written to _build/html/index.html"
 
 test-unit: setup
-	$(BIN)/python -m pytest -n $(NB_WORKERS) --dist worksteal tests/
+	$(BIN)/python -m pytest -n $(NB_WORKERS) tests/
 
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 -n $(NB_WORKERS) book/

@@ -115,9 +115,3 @@ def write_resnet_weights(path: Path, arch: str = "resnet34", seed: int = 0) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
     return path
-
-
-def pytest_collection_modifyitems(config, items):
-    """The paper-profile smoke run (minutes) first: with ``-n 2`` one worker starts it while the
-    other takes the short tests, instead of both waiting for it at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("paper_smoke") is None)
