@@ -199,10 +199,13 @@ class ExplanationMaps:
         x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
         centers, inertia, n = self._fit_class(x, c)
         near, dist = assign(centers, x, chunk_size=self.chunk_size)  # nearest pixel among the class's
+        return centers, inertia, n, self._pixel_location(idx, near.cpu()), dist.cpu()
+
+    def _pixel_location(self, idx: torch.Tensor, rows: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """(len(rows), 3) = (dataset index, row, col) of pixel rows counted from image ``idx[first]``."""
         r = self.grid_[0] * self.grid_[1]
-        img, pix = idx.to(near.device)[near // r], near % r
-        where = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1).cpu()
-        return centers, inertia, n, where, dist.cpu()
+        img, pix = idx.cpu()[first + rows // r], rows % r
+        return torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1)
 
     def _fit_class_stream(self, dataset: Dataset, idx: torch.Tensor, c: int) -> tuple:
         """As :meth:`_fit_class_acts` for the streaming backend: the pixel vectors of class c come
@@ -226,14 +229,12 @@ class ExplanationMaps:
                                max_iter=self.max_iter, tol=self.tol, seed=gen, chunk_size=self.chunk_size)
         best = torch.full((self.k_per_class,), float("inf"))
         where = torch.zeros(self.k_per_class, 3, dtype=torch.long)
-        n, r = 0, self.grid_[0] * self.grid_[1]
+        n = 0
         for start, x in batches():
             near, dist = assign(res.centers, x, chunk_size=self.chunk_size)
             n += len(x)
             better = dist.cpu() < best
-            img = idx[start + near.cpu() // r]
-            pix = near.cpu() % r
-            found = torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1)
+            found = self._pixel_location(idx, near.cpu(), start)
             best, where = torch.where(better, dist.cpu(), best), torch.where(better[:, None], found, where)
         return res.centers, res.inertia, n, where, best
 
