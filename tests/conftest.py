@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# One share of the cores per pytest-xdist worker: more threads than cores make every OpenMP region
+# wait on descheduled threads, which halves the throughput of both workers on a 2-core machine.
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +24,7 @@ def _isolated_roots(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTOLIB_DATA", str(tmp_path / "data"))
     monkeypatch.delenv("PROTOLIB_PROFILE", raising=False)
     monkeypatch.setenv("PROTOLIB_DEVICE", "cpu")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(_THREADS)
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
