@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from protolib import config, data, part_scores, train
+from protolib import config, data, train
+from protolib.explain import part_scores
 from protolib.maps_eval import budget, fit_maps
 from protolib.quality import faithfulness as fa
 from protolib.quality import localisation as lo

@@ -101,7 +101,8 @@ def main() -> None:
     os.environ["PROTOLIB_PROFILE"] = "paper"
     os.environ["PROTOLIB_CACHE"] = str(work / "cache")  # fresh: every step computes, nothing is read back
 
-    from protolib import config, data, features, maps, protopnet, train
+    from protolib import config, data, features, protopnet, train
+    from protolib.explain import maps
     from protolib.kmex import KMExClassifier
 
     name = args.dataset

@@ -6,8 +6,8 @@ The rows are :mod:`protolib.synthetic_pixels`, made batch by batch (64 images a 
 the batch number). Methods (``--methods``):
 
 * ``sklearn``: scikit-learn ``KMeans(algorithm="lloyd")``; ``minibatch``: ``MiniBatchKMeans``
-  (batch_size 4096); ``faiss``, ``exact``, ``streaming``: :mod:`protolib.kmeans_backends`;
-* ``dask``: :func:`protolib.kmeans_dask.dask_kmeans` on a ``LocalCluster`` of 2 single-threaded
+  (batch_size 4096); ``faiss``, ``exact``, ``streaming``: :mod:`protolib.explain.kmeans_backends`;
+* ``dask``: :func:`protolib.explain.kmeans_dask.dask_kmeans` on a ``LocalCluster`` of 2 single-threaded
   workers, the rows made by delayed tasks on the workers.
 
 Every (size, method) runs in its own subprocess, ``--repeats`` times round-robin over the methods
@@ -48,7 +48,7 @@ def run_case(size: str, method: str) -> dict:
     n, k = SIZES[size]
     out = {"size": size, "method": method}
     if method == "streaming":
-        from protolib.kmeans_backends import streaming_kmeans
+        from protolib.explain.kmeans_backends import streaming_kmeans
 
         t = time.perf_counter()
         for _ in batches(n):
@@ -71,11 +71,11 @@ def run_case(size: str, method: str) -> dict:
             est.fit(x.numpy())
             out.update(seconds=time.perf_counter() - t, inertia=float(est.inertia_), n_iter=int(est.n_iter_))
             if method == "minibatch":  # its inertia_ is that of its last labels: recompute for its centres
-                from protolib.kmeans import assign
+                from protolib.explain.kmeans import assign
 
                 out["inertia"] = float(assign(x, torch.from_numpy(est.cluster_centers_))[1].double().sum())
         else:
-            from protolib.kmeans_backends import cluster
+            from protolib.explain.kmeans_backends import cluster
 
             res = cluster(x, k, method, seed=0)
             out.update(seconds=time.perf_counter() - t, inertia=res.inertia, n_iter=res.n_iter)
@@ -88,7 +88,7 @@ def run_dask(n: int, k: int) -> dict:
     import dask.array as da
     from dask.distributed import Client, LocalCluster
 
-    from protolib.kmeans_dask import dask_kmeans
+    from protolib.explain.kmeans_dask import dask_kmeans
 
     per = BATCH_ROWS
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as client:

@@ -1,4 +1,4 @@
-"""Scale and speed of the multi-depth explanation maps (protolib.maps, protolib.cam).
+"""Scale and speed of the multi-depth explanation maps (protolib.explain.maps, protolib.explain.cam).
 
 Part 1, memory: a CUB-sized fit on synthetic activations. For each of ``--classes`` classes,
 ``--images`` images of a ResNet34 at 224 px are simulated block by block (layer2 128 x 28 x 28,
@@ -26,7 +26,8 @@ import time
 import torch
 import torchvision
 
-from protolib import cam, config, maps
+from protolib import config
+from protolib.explain import cam, maps
 from protolib.models import build_model
 
 GRIDS = {"layer2": (128, 28), "layer3": (256, 14), "layer4": (512, 7)}  # ResNet34 at 224 px

@@ -13,20 +13,19 @@ The paper
     ``sem``          Theorem 1: classifier columns as prototypes, per-pixel evidence maps
     ``kmex``         ``KMExClassifier``, class-wise k-means prototypes (scikit-learn estimator)
     ``metrics``      Table 1 alignment cosines, accuracies
-    ``kmeans``       a chunked torch k-means, checked against scikit-learn
-    ``blocks``       block sets (B4, B34, B234) and the composite features of eq. 7-8
-    ``maps``         explanation maps (eq. 9) and their prediction (eq. 10); ``maps_cache``
-    ``cam``          eq. 11 attribution, its segment-wise propagation, Grad-CAM through Captum
-    ``patches``      representative training patches of the prototypes
-    ``part_scores``  how well segments follow ground-truth parts (NMI, ARI, purity)
+    ``explain``      the encoder's explanation, one module per step (see its docstring):
+                     ``blocks`` (eq. 6-8), ``kmeans`` and its backends, ``maps`` (eq. 9-10,
+                     ``ExplanationMaps``), ``maps_cache``, ``cam`` (eq. 11 and its propagation),
+                     ``patches``, ``part_scores``, ``viz_maps``, ``widgets``
     ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
 Reproduction
     ``paper``        the paper's Tables 1 and 2 and settings, as data
     ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
     ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
     ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
+    ``quality``      are the explanations right? faithfulness, randomisation, localisation
 Figures
-    ``viz``, ``viz_maps``, ``widgets`` (ipywidgets explorer)
+    ``viz``; the maps' figures and widget are in ``explain``
 """
 
 __version__ = "0.1.0"

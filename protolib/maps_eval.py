@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from . import config, maps
-from .maps_cache import load_or_fit
+from . import config
+from .explain import maps
+from .explain.maps_cache import load_or_fit
 
 BLOCK_SETS = ("B4", "B34", "B234")
 QUICK_IMAGES_PER_CLASS = 30   # as many training images as CUB has per class
@@ -31,7 +32,7 @@ def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: in
              kmeans_backend: str = "exact") -> tuple[dict[str, maps.ExplanationMaps], bool]:
     """Explanation maps of ``trained`` (a :class:`protolib.train.TrainResult`), from the cache when fitted before.
 
-    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.kmeans_backends`).
+    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.explain.kmeans_backends`).
     Returns ({block set: fitted explainer}, from_cache).
     """
     explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, max_images_per_class=images_per_class,

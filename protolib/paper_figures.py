@@ -17,12 +17,13 @@ from typing import Sequence
 
 import torch
 
-from . import config, data, features, maps, maps_eval, paper, train
+from . import config, data, features, maps_eval, paper, train
+from .explain import maps
 from .kmex import KMExClassifier
-from .patches import representative_patches
+from .explain.patches import representative_patches
 from .sem import classifier_prototypes
 from .viz import plot_prototype_umap, prototype_umap
-from .widgets import MapExplorer
+from .explain.widgets import MapExplorer
 
 FALLBACK = ("birds", "mnist", "digits")
 

@@ -3,7 +3,7 @@
 Each pixel of an image shows one of ``PARTS`` class patterns per block (layer2 128, layer3 256,
 layer4 512 dims, as in a ResNet18/34) plus Gaussian noise, ReLU'd, on a 28 x 28 grid whose parts
 form 7 x 7-pixel patches; each block is then normalised per pixel as eq. 8 does
-(:func:`protolib.blocks.composite`). Batch ``i`` is seeded by ``i`` alone, so a stream of ``n``
+(:func:`protolib.explain.blocks.composite`). Batch ``i`` is seeded by ``i`` alone, so a stream of ``n``
 rows is the same every time it is read, and no more than one batch is ever held.
 """
 
@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from .blocks import composite
+from .explain.blocks import composite
 
 BLOCKS, PARTS, GRID, BATCH_IMAGES = (128, 256, 512), 12, 28, 64
 BATCH_ROWS = BATCH_IMAGES * GRID * GRID  # 50,176 rows per batch

@@ -16,7 +16,8 @@ from sklearn.exceptions import NotFittedError
 from torch.utils.data import Dataset
 
 from conftest import write_idx
-from protolib import cam, config, data, features, maps, maps_cache, sem, train
+from protolib import config, data, features, sem, train
+from protolib.explain import cam, maps, maps_cache
 from protolib.data.mnist import read_idx
 from protolib.kmex import KMExClassifier
 from protolib.models import build_model, capture
@@ -90,12 +91,12 @@ def changed_weights():
 
 
 def restored_into_another_model():
-    state = maps_cache.fitted_state(fitted())
+    state = fitted().state_dict()
     other = TinyNet()
     with torch.no_grad():
         other.fc.weight.add_(1.0)  # same widths, other weights
-    ex = maps_cache.restore(maps.ExplanationMaps(other, blocks=["layer2"], k_per_class=2, progress=False,
-                                                 device="cpu"), state)
+    ex = maps.ExplanationMaps(other, blocks=["layer2"], k_per_class=2, progress=False,
+                              device="cpu").load_state_dict(state)
     ex.explain(images())
 
 
@@ -134,20 +135,20 @@ CASES = [
     ("kmex predict before fit", lambda: KMExClassifier().predict(X2), NotFittedError, "not fitted yet"),
     ("kmex predict with 3 features", lambda: KMExClassifier(1).fit(X2, Y2).predict(np.zeros((1, 3))), ValueError,
      "3 features.*expecting 2"),
-    # ExplanationMaps: refused when built
-    ("maps unknown block name", lambda: explainer(blocks="B9"), ValueError, "no module 'layer9'"),
-    ("maps empty block list", lambda: explainer(blocks=[]), ValueError, "non-empty list of layer names"),
-    ("maps fractional K/C", lambda: explainer(k_per_class=2.5), TypeError, "k_per_class must be an integer.*2.5"),
-    ("maps K/C = 0", lambda: explainer(k_per_class=0), ValueError, "k_per_class must be an integer >= 1, got 0"),
-    ("maps unknown norm", lambda: explainer(norm="l2"), ValueError, r"norm must be one of \['pixel', 'block'\]"),
-    ("maps max_images_per_class=0", lambda: explainer(max_images_per_class=0), ValueError,
+    # ExplanationMaps: bad parameters, refused at fit (scikit-learn: __init__ only stores them)
+    ("maps unknown block name", lambda: explainer(blocks="B9").fit(TinyImages()), ValueError, "no module 'layer9'"),
+    ("maps empty block list", lambda: explainer(blocks=[]).fit(TinyImages()), ValueError, "non-empty list of layer names"),
+    ("maps fractional K/C", lambda: explainer(k_per_class=2.5).fit(TinyImages()), TypeError, "k_per_class must be an integer.*2.5"),
+    ("maps K/C = 0", lambda: explainer(k_per_class=0).fit(TinyImages()), ValueError, "k_per_class must be an integer >= 1, got 0"),
+    ("maps unknown norm", lambda: explainer(norm="l2").fit(TinyImages()), ValueError, r"norm must be one of \['pixel', 'block'\]"),
+    ("maps max_images_per_class=0", lambda: explainer(max_images_per_class=0).fit(TinyImages()), ValueError,
      "max_images_per_class must be an integer >= 1, got 0"),
-    ("maps fewer pixels than K/C", lambda: explainer(k_per_class=5, max_pixels_per_class=3), ValueError,
+    ("maps fewer pixels than K/C", lambda: explainer(k_per_class=5, max_pixels_per_class=3).fit(TinyImages()), ValueError,
      "max_pixels_per_class must be an integer >= 5, got 3"),
-    ("maps grid size 0", lambda: explainer(size=(0, 4)), ValueError, r"size must be a positive int or a pair"),
-    ("maps batch_size 0", lambda: explainer(batch_size=0), ValueError, "batch_size must be an integer >= 1"),
-    ("maps negative seed", lambda: explainer(random_state=-1), ValueError, "random_state must be an integer >= 0"),
-    ("maps not a model", lambda: maps.ExplanationMaps("resnet18"), TypeError, "model must be a torch.nn.Module, got str"),
+    ("maps grid size 0", lambda: explainer(size=(0, 4)).fit(TinyImages()), ValueError, r"size must be a positive int or a pair"),
+    ("maps batch_size 0", lambda: explainer(batch_size=0).fit(TinyImages()), ValueError, "batch_size must be an integer >= 1"),
+    ("maps negative seed", lambda: explainer(random_state=-1).fit(TinyImages()), ValueError, "random_state must be an integer >= 0"),
+    ("maps not a model", lambda: maps.ExplanationMaps("resnet18").fit(TinyImages()), TypeError, "model must be a torch.nn.Module, got str"),
     # ExplanationMaps.fit
     ("fit on an empty dataset", lambda: explainer().fit(Images(torch.zeros(0, 2, 8, 8), [])), ValueError,
      "dataset is empty"),

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from protolib import cam, maps
+from protolib.explain import cam, maps
 from protolib.models import block_outputs, build_model, split_gap_linear
 from tiny_nets import A, B, TinyImages, TinyNet, paint
 

@@ -6,7 +6,7 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 
-from protolib.kmeans import assign, chunk_rows, kmeans
+from protolib.explain.kmeans import assign, chunk_rows, kmeans
 
 
 @pytest.fixture(scope="module")

@@ -6,39 +6,39 @@ import pytest
 import torch
 import torchvision
 
-from protolib import maps
+from protolib.explain import blocks, maps
 from tiny_nets import A, B, C, D, TinyImages, TinyNet, paint
 
 
 def test_block_sets_are_named_as_in_the_paper():
-    assert maps.resolve_blocks("B234") == ("layer2", "layer3", "layer4")
-    assert maps.resolve_blocks("B4") == ("layer4",) and maps.resolve_blocks("B23") == ("layer2", "layer3")
-    assert maps.resolve_blocks(["features.5", "features.7"]) == ("features.5", "features.7")
-    assert maps.block_set_name(("layer3", "layer4")) == "B34" and maps.block_set_name(["a", "b"]) == "a+b"
+    assert blocks.resolve_blocks("B234") == ("layer2", "layer3", "layer4")
+    assert blocks.resolve_blocks("B4") == ("layer4",) and blocks.resolve_blocks("B23") == ("layer2", "layer3")
+    assert blocks.resolve_blocks(["features.5", "features.7"]) == ("features.5", "features.7")
+    assert blocks.block_set_name(("layer3", "layer4")) == "B34" and blocks.block_set_name(["a", "b"]) == "a+b"
     with pytest.raises(ValueError):
-        maps.resolve_blocks([])
+        blocks.resolve_blocks([])
 
 
 def test_upsample_is_bilinear_without_corner_alignment():
     x = torch.tensor([[0.0, 1.0], [2.0, 3.0]]).view(1, 1, 2, 2)
-    up = maps.upsample(x, 4)
+    up = blocks.upsample(x, 4)
     assert up[0, 0, 0].tolist() == [0.0, 0.25, 0.75, 1.0]  # source coords -0.25, 0.25, 0.75, 1.25 clamped
-    assert maps.upsample(x, (2, 2)) is x
+    assert blocks.upsample(x, (2, 2)) is x
 
 
 def test_composite_by_hand_pixel_and_block_norms():
     a = torch.tensor([[3.0, 0.0], [0.0, 0.0]]).view(1, 1, 2, 2).repeat(1, 2, 1, 1)
     a[0, 1, 0, 0] = 4.0                      # block a (D=2): pixel (0,0) = (3,4), the others 0
     b = torch.ones(1, 4, 1, 1)               # block b (D=4): one pixel (1,1,1,1), upsampled to 2x2
-    h = maps.composite([a, b], norm="pixel")
+    h = blocks.composite([a, b], norm="pixel")
     assert h.shape == (1, 6, 2, 2)
     torch.testing.assert_close(h[0, :, 0, 0], torch.tensor([3 / 10, 4 / 10, 1 / 8, 1 / 8, 1 / 8, 1 / 8]))
     torch.testing.assert_close(h[0, :, 1, 1], torch.tensor([0.0, 0.0, 1 / 8, 1 / 8, 1 / 8, 1 / 8]))  # zero stays zero
-    hb = maps.composite([a, b], norm="block")
+    hb = blocks.composite([a, b], norm="block")
     # block a: Frobenius norm 5 -> /(2*5); block b: 4 pixels of (1,1,1,1), Frobenius norm 4 -> /(4*4)
     torch.testing.assert_close(hb[0, :, 0, 0], torch.tensor([3 / 10, 4 / 10, 1 / 16, 1 / 16, 1 / 16, 1 / 16]))
     with pytest.raises(ValueError, match="norm"):
-        maps.normalise(a, "l1")
+        blocks.normalise(a, "l1")
 
 
 def test_features_of_the_tiny_network():
@@ -95,7 +95,7 @@ def test_explanation_map_counts_and_prediction(fitted):
     assert out.segment_classes[3, 0, 0] == 0 and out.segment_classes[3, 0, 7] == 1
     assert out.binary().shape == (4, 64, 4) and out.binary().sum() == 4 * 64
     assert fitted.predict(x).tolist() == [0, 1, 0, 1]
-    assert fitted.score(TinyImages()) == 100.0
+    assert fitted.score(TinyImages()) == 1.0  # a fraction, as scikit-learn's score
 
 
 def test_subsampling_determinism_and_errors():
@@ -108,7 +108,7 @@ def test_subsampling_determinism_and_errors():
     with pytest.raises(ValueError, match="class 2"):
         maps.ExplanationMaps(TinyNet(), blocks=["layer2"], progress=False).fit(TinyImages(), num_classes=3)
     with pytest.raises(ValueError, match="norm"):
-        maps.ExplanationMaps(TinyNet(), norm="frobenius")
+        maps.ExplanationMaps(TinyNet(), norm="frobenius").fit(TinyImages())
 
 
 def test_fit_features_recovers_planted_clusters():
@@ -173,7 +173,7 @@ def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits
 
 
 def test_load_or_fit_caches_the_fitted_state(tmp_path):
-    from protolib.maps_cache import load_or_fit
+    from protolib.explain.maps_cache import load_or_fit
 
     net, ds = TinyNet(), TinyImages()
     make = lambda: {"B4": maps.ExplanationMaps(net, "B4", k_per_class=2, progress=False),  # noqa: E731
@@ -215,3 +215,33 @@ def test_streaming_backend_fits_one_forward_pass_at_a_time_and_finds_the_same_pa
     with pytest.raises(ValueError, match="never holds them"):
         maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, max_pixels_per_class=10,
                              kmeans_backend="streaming", progress=False).fit(TinyImages())
+
+
+def test_init_only_stores_the_parameters_and_the_fit_checks_them():
+    net = TinyNet().train()
+    ex = maps.ExplanationMaps(net, blocks="B9", k_per_class=0, norm="l2")  # refused at fit, not here
+    assert (ex.model, ex.blocks, ex.k_per_class, ex.norm, ex.device) == (net, "B9", 0, "l2", None)
+    assert net.training and not hasattr(ex, "device_")                     # the model is left as it was
+    with pytest.raises(ValueError, match="norm must be one of"):
+        ex.fit(TinyImages())
+
+
+def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitted):
+    ds = TinyImages()
+    ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, progress=False, device="cpu")
+    ex._prepare()
+    targets = torch.as_tensor(ds.targets)
+    steps = []
+    for c in range(2):
+        idx = ex.class_images(targets, c)
+        acts = maps.class_activations(ex, ds, idx, ex.layers)
+        steps.append(ex.fit_class(c, idx, activations=acts))
+    ex.set_prototypes(steps, input_size=(8, 8))
+    for name in maps.ExplanationMaps.FITTED:                                 # the same as fit(), exactly
+        assert torch.equal(getattr(ex, name).cpu(), getattr(fitted, name).cpu()), name
+    state = fitted.state_dict()
+    again = maps.ExplanationMaps(fitted.model, blocks=["layer2"], k_per_class=2, progress=False).load_state_dict(state)
+    x = ds.images[:4]
+    assert torch.equal(again.explain(x).segments, fitted.explain(x).segments)
+    with pytest.raises(KeyError, match="not a state_dict"):
+        again.load_state_dict({"prototypes_": state["prototypes_"]})

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from protolib import maps, part_scores as ps
-from protolib.patches import patch_box, representative_patches
+from protolib.explain import maps, part_scores as ps
+from protolib.explain.patches import patch_box, representative_patches
 from tiny_nets import TinyImages, TinyNet
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from protolib import cam, maps
+from protolib.explain import cam, maps
 from protolib.quality import baselines, evaluate, faithfulness as fa, localisation as lo, methods, sanity
 from protolib.quality.stats import clearly_greater, markdown_table, mean_ci
 from tiny_nets import A, B, TinyImages, TinyNet, paint

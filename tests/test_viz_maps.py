@@ -9,11 +9,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
-from protolib import maps, viz_maps  # noqa: E402
+from protolib.explain import maps, viz_maps  # noqa: E402
 from protolib.data.base import DatasetSpec, TensorImages  # noqa: E402
 from protolib.models import build_model  # noqa: E402
-from protolib.patches import Patches, representative_patches  # noqa: E402
-from protolib.widgets import MapExplorer  # noqa: E402
+from protolib.explain.patches import Patches, representative_patches  # noqa: E402
+from protolib.explain.widgets import MapExplorer  # noqa: E402
 
 
 def test_segment_colours_follow_segment_size_and_match_patch_borders():

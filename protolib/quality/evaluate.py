@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..maps import ExplanationMaps
+from ..explain.maps import ExplanationMaps
 from . import faithfulness as fa
 from . import localisation as lo
 from . import methods, sanity

@@ -1,6 +1,6 @@
 """The maps of every compared method on one batch, for the class ``target`` of each image.
 
-* ours: eq. 11 at the last block (B4) and propagated to B34 and B234 (:mod:`protolib.cam`);
+* ours: eq. 11 at the last block (B4) and propagated to B34 and B234 (:mod:`protolib.explain.cam`);
 * Grad-CAM at ``layer4`` and ``layer2`` through Captum;
 * Deep Feature Factorization (Collins et al. 2018) from pytorch-grad-cam: non-negative matrix
   factorisation of one layer's activations over the whole batch into concepts; its segments are
@@ -22,8 +22,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .. import cam
-from ..maps import ExplanationMaps
+from ..explain import cam
+from ..explain.maps import ExplanationMaps
 from ..models import capture
 from . import baselines
 
@@ -95,7 +95,7 @@ def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: 
     """
     first = next(iter(explainers.values()))
     net = first.model if net is None else net
-    x = x.to(first.device)
+    x = x.to(first.device_)
     target = torch.as_tensor(target, device=x.device).long().expand(len(x))
     out = ours(explainers, net, x, target, head_name(first.model))
     for layer in ("layer4", "layer2"):
@@ -112,7 +112,7 @@ def segments(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, n_compo
              dff_layers: tuple[str, ...] = ("layer4", "layer2")) -> dict[str, torch.Tensor]:
     """Segments (B, h, w) of our explanation maps and of DFF (one NMF over the batch per layer), on the CPU."""
     first = next(iter(explainers.values()))
-    x = x.to(first.device)
+    x = x.to(first.device_)
     with torch.no_grad():
         out = {f"ours {n}": e.explain(x).segments.cpu() for n, e in explainers.items()}
     for layer in dff_layers:

@@ -5,7 +5,7 @@ forward passes of :func:`class_pixels`), and Lloyd's iterations run on the engin
 (:func:`dask_kmeans`): each iteration sends the k centres to the workers, every block returns its
 per-centre sums and counts, and only those (k x D numbers per block) come back. The points never
 leave the workers. From the same initial centres it takes the steps of the exact backend
-(:func:`protolib.kmeans.lloyd`: same assignment, float64 sums, same stopping rule), so it gives the
+(:func:`protolib.explain.kmeans.lloyd`: same assignment, float64 sums, same stopping rule), so it gives the
 same centres; one difference: a centre that loses all its points keeps its place (the exact backend
 moves it to the farthest point).
 
@@ -61,7 +61,7 @@ def dask_kmeans(x, k: int, n_init: int = 1, max_iter: int = 300, tol: float = 1e
                 init_size: int = 65536, client=None) -> KMeansResult:
     """k-means of a Dask array ``x`` (N, D) on a Dask cluster (``client``, or Dask's default scheduler).
 
-    Seeding: k-means++ (:func:`protolib.kmeans.kmeans_plusplus`, same local generator) on at most
+    Seeding: k-means++ (:func:`protolib.explain.kmeans.kmeans_plusplus`, same local generator) on at most
     ``init_size`` rows drawn with ``seed`` and pulled to this process (all rows when N <= init_size);
     ``init`` (k, D) replaces it. The best of ``n_init`` runs; ``tol`` as in the exact backend.
     Returns centres (float32, CPU), labels (N,) and inertia of the final centres.
@@ -124,7 +124,7 @@ def _pixel_block(ex, dataset, indices: Sequence[int]) -> np.ndarray:
 
 def class_pixels(ex, dataset, indices: Sequence[int], images_per_task: int = 16):
     """The pixel vectors of the images ``indices`` as a lazy Dask array: feature extraction by
-    ``ex`` (an :class:`~protolib.maps.ExplanationMaps`) runs as one delayed task per
+    ``ex`` (an :class:`~protolib.explain.maps.ExplanationMaps`) runs as one delayed task per
     ``images_per_task`` images, on the workers (which need ``dataset`` readable at the same paths)."""
     dask, da = _import_dask()
     indices = [int(i) for i in indices]

@@ -20,7 +20,7 @@ For a CNN read as blocks ``x -> x^(1) -> ... -> x^(B) = h`` (eq. 6), a *block se
   prototypes; the prediction is the class with the highest score (a tie goes to the lowest
   class index, ``torch.argmax``'s rule).
 
-The block-set names and eq. 7-8 live in :mod:`protolib.blocks` (re-exported here).
+The block-set names and eq. 7-8 live in :mod:`protolib.explain.blocks`.
 Nothing holds every pixel of a dataset: features are computed class by class (optionally on a
 seeded subset of images and pixels), k-means runs on the device of the model, and assignment
 goes in batches of images and chunks of pixels.
@@ -29,7 +29,7 @@ goes in batches of images and chunks of pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -38,13 +38,13 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
-from . import config
-from ._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_labels,
+from .. import config
+from .._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_labels,
                       check_number, check_size)
 from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
 from .kmeans import assign
 from .kmeans_backends import BACKENDS, cluster, streaming_kmeans
-from .models import capture, get_layer, model_fingerprint
+from ..models import capture, get_layer, model_fingerprint
 
 
 def class_scores(counts: torch.Tensor, k_per_class: int) -> torch.Tensor:
@@ -84,6 +84,18 @@ class ExplanationMap:
         return F.one_hot(self.segments.flatten(1), len(self.prototype_classes))
 
 
+class ClassFit(NamedTuple):
+    """What k-means found for one class: its K/C prototypes (K/C, D), inertia, the number of pixel
+    vectors clustered, and the (dataset index, row, col) of the training pixel nearest to each
+    prototype (K/C, 3) with its distance (K/C,)."""
+
+    centers: torch.Tensor
+    inertia: float
+    n_pixels: int
+    patch_index: torch.Tensor | None
+    patch_distance: torch.Tensor | None
+
+
 def _seed(random_state: int, c: int, stream: int = 0) -> int:
     """A seed for class ``c`` derived from (random_state, c, stream) with numpy's SeedSequence
     (stream 0: k-means, stream 1: image subsample)."""
@@ -100,16 +112,25 @@ class ExplanationMaps:
     k_per_class : K/C prototypes per class (paper: 5 for MNIST and STL-10, 10 for CUB).
     norm : ``"pixel"`` or ``"block"`` (eq. 8, see the module docstring).
     size : shared grid R' as ``(H', W')``; ``None`` = the grid of the shallowest block.
-    n_init, max_iter, tol : k-means settings (see :func:`protolib.kmeans.kmeans`).
+    n_init, max_iter, tol : k-means settings (see :func:`protolib.explain.kmeans.kmeans`).
     kmeans_backend : ``"exact"`` (default), ``"faiss"`` or ``"streaming"`` (see
-        :mod:`protolib.kmeans_backends`); every class is clustered by it, with the same seeds.
+        :mod:`protolib.explain.kmeans_backends`); every class is clustered by it, with the same seeds.
         ``"streaming"`` reads a class's pixel vectors one forward pass (``batch_size`` images) at
         a time and never holds the class; it does not take ``max_pixels_per_class``.
     max_images_per_class, max_pixels_per_class : optional seeded subsets used to fit k-means.
     batch_size, chunk_size : images per forward pass; pixel rows per distance block.
     random_state : seed; the seed of class c is derived from (random_state, c).
+    device : where the model runs and k-means is computed (default: :func:`protolib.config.get_device`).
 
-    Fitted attributes: ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
+    As in scikit-learn, ``__init__`` only stores the parameters; they are checked, and the model is
+    moved to ``device_`` and put in evaluation mode, when the explainer is fitted or loaded
+    (:meth:`fit`, :meth:`fit_features`, :meth:`load_state_dict`). A fit is a sequence of public
+    per-class steps, which :func:`fit_all` runs for several block sets of one model at once:
+    :meth:`class_images` (the images of class c used), :meth:`fit_class` (its prototypes from
+    captured block outputs, or streamed) and :meth:`set_prototypes` (the fitted attributes).
+    :meth:`state_dict` and :meth:`load_state_dict` save and restore a fit.
+
+    Fitted attributes: ``device_``, ``prototypes_`` (K, D), ``prototype_classes_`` (K,), ``num_classes_``,
     ``grid_`` (H', W'), ``input_size_`` (H, W) (images explained later must have this size),
     ``model_fingerprint_`` (of the model's weights; explaining with changed weights is refused),
     ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
@@ -117,38 +138,55 @@ class ExplanationMaps:
     prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
     """
 
+    FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
+
     def __init__(self, model: nn.Module, blocks: str | Sequence[str] = "B234", k_per_class: int = 5,
                  norm: str = "pixel", size: int | tuple[int, int] | None = None, n_init: int = 1,
                  max_iter: int = 100, tol: float = 1e-4, max_images_per_class: int | None = None,
                  max_pixels_per_class: int | None = None, batch_size: int = 64, chunk_size: int | None = None,
                  random_state: int = 0, device=None, progress: bool = True, kmeans_backend: str = "exact"):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        check_choice("norm", norm, NORMS)
-        check_choice("kmeans_backend", kmeans_backend, BACKENDS)
-        check_int("k_per_class", k_per_class, 1)
-        check_size("size", size)
-        check_int("n_init", n_init, 1), check_int("max_iter", max_iter, 1), check_number("tol", tol, 0)
-        check_int("max_images_per_class", max_images_per_class, 1, allow_none=True)
-        check_int("max_pixels_per_class", max_pixels_per_class, k_per_class, allow_none=True)
-        check_int("batch_size", batch_size, 1), check_int("chunk_size", chunk_size, 1, allow_none=True)
-        check_int("random_state", random_state, 0)
-        self.layers = resolve_blocks(blocks)
-        for layer in self.layers:  # unknown block names fail here, not at fit
-            get_layer(model, layer)
-        self.device = config.get_device(device)
-        self.model = model.to(self.device).eval()
-        self.name = block_set_name(self.layers)
-        self.k_per_class, self.norm, self.size = k_per_class, norm, size
+        self.model, self.blocks, self.k_per_class, self.norm, self.size = model, blocks, k_per_class, norm, size
         self.n_init, self.max_iter, self.tol = n_init, max_iter, tol
         self.max_images_per_class, self.max_pixels_per_class = max_images_per_class, max_pixels_per_class
         self.batch_size, self.chunk_size = batch_size, chunk_size
-        self.random_state, self.progress = random_state, progress
+        self.random_state, self.device, self.progress = random_state, device, progress
         self.kmeans_backend = kmeans_backend
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The dotted names of the blocks of :attr:`blocks`."""
+        return resolve_blocks(self.blocks)
+
+    @property
+    def name(self) -> str:
+        """The block set's name (``"B234"``), or its layer names joined by ``+``."""
+        return block_set_name(self.layers)
+
+    def _prepare(self) -> None:
+        """Check the parameters, then put the model on ``device_`` in evaluation mode (fit and load)."""
+        if not isinstance(self.model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
+        check_choice("norm", self.norm, NORMS)
+        check_choice("kmeans_backend", self.kmeans_backend, BACKENDS)
+        check_int("k_per_class", self.k_per_class, 1)
+        check_size("size", self.size)
+        check_int("n_init", self.n_init, 1), check_int("max_iter", self.max_iter, 1), check_number("tol", self.tol, 0)
+        check_int("max_images_per_class", self.max_images_per_class, 1, allow_none=True)
+        check_int("max_pixels_per_class", self.max_pixels_per_class, self.k_per_class, allow_none=True)
+        check_int("batch_size", self.batch_size, 1), check_int("chunk_size", self.chunk_size, 1, allow_none=True)
+        check_int("random_state", self.random_state, 0)
+        for layer in self.layers:  # unknown block names fail here, before any forward pass
+            get_layer(self.model, layer)
+        self.device_ = config.get_device(self.device)
+        self.model.to(self.device_).eval()
 
     def __repr__(self) -> str:
         fitted = f", {len(self.prototypes_)} prototypes" if hasattr(self, "prototypes_") else ""
-        return f"ExplanationMaps({self.name}, K/C={self.k_per_class}, norm={self.norm!r}{fitted})"
+        try:
+            name = self.name
+        except ValueError:  # blocks that do not name a block set yet (refused at fit)
+            name = repr(self.blocks)
+        return f"ExplanationMaps({name}, K/C={self.k_per_class}, norm={self.norm!r}{fitted})"
 
     # --- features ------------------------------------------------------------------------
     def features_from(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -161,20 +199,23 @@ class ExplanationMaps:
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """h-check (B, D, H', W') of a batch of images x (B, 3, H, W) (one forward pass)."""
+        if not hasattr(self, "device_"):
+            self._prepare()
         return self._features(check_images("x", x))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         with capture(self.model, self.layers) as acts:
-            self.model(x.to(self.device))
+            self.model(x.to(self.device_))
         return self.features_from(acts)
 
-    def _batches(self, dataset: Dataset, indices: Sequence[int] | None = None, desc: str = ""):
+    def batches(self, dataset: Dataset, indices: Sequence[int] | None = None, desc: str = ""):
+        """The images (and labels) of ``dataset`` (or of its ``indices``), ``batch_size`` at a time."""
         subset = dataset if indices is None else Subset(dataset, list(indices))
-        loader = config.make_loader(subset, self.batch_size, self.device)
+        loader = config.make_loader(subset, self.batch_size, self.device_)
         yield from tqdm(loader, desc=desc, disable=not self.progress, leave=False)
 
-    # --- fitting -------------------------------------------------------------------------
-    def _fit_class(self, x: torch.Tensor, c: int) -> tuple[torch.Tensor, float, int]:
+    # --- fitting: public per-class steps ------------------------------------------------------
+    def _cluster(self, x: torch.Tensor, c: int) -> tuple[torch.Tensor, float, int]:
         """k-means of one class's pixel vectors x (M, D) (after the optional pixel subsample)."""
         gen = torch.Generator().manual_seed(_seed(self.random_state, c))
         if self.max_pixels_per_class is not None and len(x) > self.max_pixels_per_class:
@@ -183,7 +224,9 @@ class ExplanationMaps:
                       tol=self.tol, seed=gen, chunk_size=self.chunk_size)
         return res.centers, res.inertia, len(x)
 
-    def _class_indices(self, targets: torch.Tensor, c: int) -> torch.Tensor:
+    def class_images(self, targets: torch.Tensor, c: int) -> torch.Tensor:
+        """Step 1: the dataset indices of the class-c images the fit uses (all, or a seeded subset of
+        ``max_images_per_class``), sorted."""
         idx = (targets == c).nonzero().flatten()
         if len(idx) == 0:
             raise ValueError(f"class {c} has no training image")
@@ -192,14 +235,27 @@ class ExplanationMaps:
             idx = idx[torch.randperm(len(idx), generator=gen)[: self.max_images_per_class]].sort().values
         return idx
 
-    def _fit_class_acts(self, acts: Mapping[str, torch.Tensor], idx: torch.Tensor, c: int) -> tuple:
-        """Prototypes of class c from its block outputs, and the training pixel nearest to each."""
-        h = self.features_from(acts)
+    def fit_class(self, c: int, idx: torch.Tensor, activations: Mapping[str, torch.Tensor] | None = None,
+                  dataset: Dataset | None = None) -> ClassFit:
+        """Step 2: the prototypes of class c from its images ``idx`` (:meth:`class_images`).
+
+        With ``activations`` (the block outputs {layer: (len(idx), D_b, H_b, W_b)} of those
+        images) the class's pixel vectors are clustered at once; the streaming backend instead
+        reads them from ``dataset``, one forward pass at a time. The training pixel nearest to each
+        prototype is searched among all the class's pixels.
+        """
+        if self.kmeans_backend == "streaming":
+            if dataset is None:
+                raise ValueError("the streaming backend reads the class from the dataset: pass dataset=")
+            return self._fit_class_stream(dataset, idx, c)
+        if activations is None:
+            raise ValueError("fit_class needs the block outputs of the class's images (activations=)")
+        h = self.features_from(activations)
         self.grid_ = tuple(h.shape[-2:])
         x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
-        centers, inertia, n = self._fit_class(x, c)
-        near, dist = assign(centers, x, chunk_size=self.chunk_size)  # nearest pixel among the class's
-        return centers, inertia, n, self._pixel_location(idx, near.cpu()), dist.cpu()
+        centers, inertia, n = self._cluster(x, c)
+        near, dist = assign(centers, x, chunk_size=self.chunk_size)
+        return ClassFit(centers, inertia, n, self._pixel_location(idx, near.cpu()), dist.cpu())
 
     def _pixel_location(self, idx: torch.Tensor, rows: torch.Tensor, first: int = 0) -> torch.Tensor:
         """(len(rows), 3) = (dataset index, row, col) of pixel rows counted from image ``idx[first]``."""
@@ -207,17 +263,17 @@ class ExplanationMaps:
         img, pix = idx.cpu()[first + rows // r], rows % r
         return torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1)
 
-    def _fit_class_stream(self, dataset: Dataset, idx: torch.Tensor, c: int) -> tuple:
-        """As :meth:`_fit_class_acts` for the streaming backend: the pixel vectors of class c come
-        one forward pass (``batch_size`` images) at a time and the class is never held whole;
-        the training pixel nearest to each prototype is searched in one more pass."""
+    def _fit_class_stream(self, dataset: Dataset, idx: torch.Tensor, c: int) -> ClassFit:
+        """:meth:`fit_class` for the streaming backend: the pixel vectors of class c come one forward
+        pass (``batch_size`` images) at a time and the class is never held whole; the training pixel
+        nearest to each prototype is searched in one more pass."""
         if self.max_pixels_per_class is not None:
             raise ValueError("max_pixels_per_class needs the class's pixels at once; the streaming backend "
                              "never holds them (use max_images_per_class)")
 
         def batches():
             start = 0
-            for x, _ in self._batches(dataset, idx.tolist()):
+            for x, _ in self.batches(dataset, idx.tolist()):
                 _check_dataset_batch(x, idx[start:start + len(x)])
                 h = self._features(x)
                 self.grid_ = tuple(h.shape[-2:])
@@ -236,7 +292,28 @@ class ExplanationMaps:
             better = dist.cpu() < best
             found = self._pixel_location(idx, near.cpu(), start)
             best, where = torch.where(better, dist.cpu(), best), torch.where(better[:, None], found, where)
-        return res.centers, res.inertia, n, where, best
+        return ClassFit(res.centers, res.inertia, n, where, best)
+
+    def set_prototypes(self, fits: Sequence[ClassFit], input_size: tuple[int, int] | None = None) -> "ExplanationMaps":
+        """Step 3: the fitted attributes from every class's :class:`ClassFit`, class 0 first.
+
+        ``input_size`` (H, W) is the size of the training images; ``None`` when the fit did not go
+        through the model (:meth:`fit_features`), which then has no weights to check at use.
+        """
+        centers, inertia, n_pix, where, dist = zip(*fits)
+        self.prototypes_ = torch.cat(centers)
+        self.num_classes_ = len(centers)
+        self.prototype_classes_ = torch.arange(self.num_classes_, device=self.prototypes_.device).repeat_interleave(
+            self.k_per_class)
+        self.inertia_, self.n_fit_pixels_ = torch.tensor(inertia), torch.tensor(n_pix)
+        if all(w is not None for w in where):
+            self.patch_index_, self.patch_distance_ = torch.cat(where), torch.cat(dist)
+        if input_size is not None:
+            self.input_size_ = tuple(input_size)
+            self.model_fingerprint_ = model_fingerprint(self.model)
+        else:
+            self.model_fingerprint_ = None  # not fitted through the model: nothing to check at use
+        return self
 
     def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
         """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
@@ -248,33 +325,53 @@ class ExplanationMaps:
 
         Used by benchmarks on synthetic activations; no representative patches are recorded.
         """
-        protos, inertia, n_pix = [], [], []
+        self._prepare()
+        fits = []
         for c, x in enumerate(per_class):
             if not isinstance(x, torch.Tensor) or x.ndim != 2:
                 raise ValueError(f"per_class[{c}] must be a (M, D) tensor of pixel vectors, got "
                                  f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-            centers, i, n = self._fit_class(x.to(self.device).float(), c)
-            protos.append(centers), inertia.append(i), n_pix.append(n)
-        if not protos:
+            centers, i, n = self._cluster(x.to(self.device_).float(), c)
+            fits.append(ClassFit(centers, i, n, None, None))
+        if not fits:
             raise ValueError("per_class yielded no class")
-        self._set_fitted(protos, inertia, n_pix)
-        self.model_fingerprint_ = None  # not fitted through the model: nothing to check at use
-        return self
+        return self.set_prototypes(fits)
 
-    def _set_fitted(self, protos, inertia, n_pix) -> None:
-        self.prototypes_ = torch.cat(protos)
-        self.num_classes_ = len(protos)
-        self.prototype_classes_ = torch.arange(self.num_classes_, device=self.prototypes_.device).repeat_interleave(
-            self.k_per_class)
-        self.inertia_, self.n_fit_pixels_ = torch.tensor(inertia), torch.tensor(n_pix)
+    # --- saving and loading a fit --------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The fitted state as CPU tensors and plain values (what :meth:`load_state_dict` takes)."""
+        self._check_fitted()
+        state = {k: getattr(self, k).cpu() for k in self.FITTED}
+        state.update(grid=list(self.grid_), input_size=list(self.input_size_), num_classes=self.num_classes_,
+                     model_fingerprint=self.model_fingerprint_)
+        return state
+
+    def load_state_dict(self, state: Mapping) -> "ExplanationMaps":
+        """Restore a :meth:`state_dict` (checks the parameters and moves the prototypes to ``device_``).
+
+        Explaining with it then checks that the model is the one the prototypes were fitted on.
+        """
+        self._prepare()
+        missing = [k for k in (*self.FITTED, "grid", "input_size", "num_classes") if k not in state]
+        if missing:
+            raise KeyError(f"not a state_dict of ExplanationMaps: {missing} missing")
+        for k in self.FITTED:
+            value = state[k]
+            setattr(self, k, value.to(self.device_) if k in ("prototypes_", "prototype_classes_") else value)
+        self.grid_, self.input_size_ = tuple(state["grid"]), tuple(state["input_size"])
+        self.num_classes_ = int(state["num_classes"])
+        # files written before the fingerprint was stored are keyed by the model's fingerprint,
+        # so they belong to this model
+        self.model_fingerprint_ = state.get("model_fingerprint") or model_fingerprint(self.model)
+        return self
 
     # --- explaining ----------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "prototypes_"):
             raise RuntimeError(f"{self!r} is not fitted yet: call fit(dataset) first")
 
-    def _check_model(self) -> None:
-        """The model must still be the one the prototypes were fitted on (same weights)."""
+    def check_model(self) -> None:
+        """Refuse to explain unless fitted, with the model the prototypes were fitted on (same weights)."""
         self._check_fitted()
         expected = getattr(self, "model_fingerprint_", None)
         if expected is not None and (now := model_fingerprint(self.model)) != expected:
@@ -311,7 +408,7 @@ class ExplanationMaps:
         Images holding NaN or infinities are refused, naming them (they would otherwise all go
         to prototype 0).
         """
-        self._check_model()
+        self.check_model()
         check_images("x", x, size=getattr(self, "input_size_", None))
         with torch.no_grad():
             return self.explain_features(self._features(x))
@@ -327,9 +424,9 @@ class ExplanationMaps:
         return self.explain_dataset(data).prediction
 
     def score(self, dataset: Dataset) -> float:
-        """Top-1 accuracy (percent) of the eq. 10 prediction on ``dataset``."""
+        """Top-1 accuracy of the eq. 10 prediction on ``dataset``, as a fraction (scikit-learn's ``score``)."""
         targets = check_dataset("dataset", dataset)
-        return 100.0 * (self.predict(dataset) == targets).float().mean().item()
+        return (self.predict(dataset) == targets).float().mean().item()
 
 
 @dataclass
@@ -366,7 +463,7 @@ def check_ready(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor) -> E
     fitted on, and that ``x`` is a finite batch of images of their input size; returns the first."""
     first = _shared(explainers)
     for ex in explainers.values():
-        ex._check_model()
+        ex.check_model()
     check_images("x", x, size=getattr(first, "input_size_", None))
     return first
 
@@ -378,20 +475,20 @@ def _explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     first = next(iter(explainers.values()))
     layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
     with capture(first.model, layers) as acts:
-        logits = first.model(x.to(first.device))
+        logits = first.model(x.to(first.device_))
     return MultiExplanation({k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts), logits)
 
 
 @torch.no_grad()
-def _class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-    """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx``, batched."""
+def class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx`` of ``dataset``, batched by ``ex``."""
     out: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     start = 0
-    for x, _ in ex._batches(dataset, idx.tolist()):
+    for x, _ in ex.batches(dataset, idx.tolist()):
         _check_dataset_batch(x, idx[start:start + len(x)])
         start += len(x)
         with capture(ex.model, layers) as acts:
-            ex.model(x.to(ex.device))
+            ex.model(x.to(ex.device_))
         for n in layers:
             out[n].append(acts[n])
     return {n: torch.cat(v) for n, v in out.items()}
@@ -416,9 +513,12 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
     """Fit several block sets of one model with one forward pass per class (same image subsets).
 
     The explainers must agree on ``max_images_per_class`` and ``random_state`` (the images of a
-    class are drawn once for all of them). Returns the explainers, fitted.
+    class are drawn once for all of them). Only public steps of :class:`ExplanationMaps` are used.
+    Returns the explainers, fitted.
     """
     first = _shared(explainers)
+    for ex in explainers.values():
+        ex._prepare()
     if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
         raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
     targets = check_dataset("dataset", dataset)
@@ -426,21 +526,16 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
     num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
     check_labels("dataset.targets", targets, num_classes)
     layers = sorted({n for e in explainers.values() for n in e.layers})
-    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
+    fits: dict[str, list[ClassFit]] = {k: [] for k in explainers}
     names = "+".join(explainers)
-    streamed = {k for k, e in explainers.items() if e.kmeans_backend == "streaming"}
+    in_memory = any(e.kmeans_backend != "streaming" for e in explainers.values())
     for c in tqdm(range(num_classes), desc=f"{names} k-means", disable=not first.progress):
-        idx = first._class_indices(targets, c)
-        acts = _class_activations(first, dataset, idx, layers) if len(streamed) < len(explainers) else None
+        idx = first.class_images(targets, c)
+        acts = class_activations(first, dataset, idx, layers) if in_memory else None
         for k, ex in explainers.items():
-            parts[k].append(ex._fit_class_stream(dataset, idx, c) if k in streamed else ex._fit_class_acts(acts, idx, c))
-    for k, ex in explainers.items():
-        centers, inertia, n, where, dist = zip(*parts[k])
-        ex._set_fitted(list(centers), list(inertia), list(n))
-        ex.patch_index_, ex.patch_distance_ = torch.cat(where), torch.cat(dist)
-        ex.input_size_ = tuple(dataset[0][0].shape[-2:])
-        ex.model_fingerprint_ = model_fingerprint(ex.model)
-    return dict(explainers)
+            fits[k].append(ex.fit_class(c, idx, activations=acts, dataset=dataset))
+    size = tuple(dataset[0][0].shape[-2:])
+    return {k: ex.set_prototypes(fits[k], size) for k, ex in explainers.items()}
 
 
 def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
@@ -449,7 +544,7 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
     batch: ({name: ExplanationMap}, logits (N, C)), on the CPU."""
     first = _shared(explainers)
     for ex in explainers.values():
-        ex._check_model()
+        ex.check_model()
     if len(dataset) == 0:
         raise ValueError("dataset is empty: it holds no image to explain")
     positions = torch.arange(len(dataset)) if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
@@ -458,7 +553,7 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
     parts: dict[str, list[tuple]] = {k: [] for k in explainers}
     logits = []
     start = 0
-    for x, _ in first._batches(dataset, indices, desc="explanation maps"):
+    for x, _ in first.batches(dataset, indices, desc="explanation maps"):
         _check_dataset_batch(x, positions[start:start + len(x)], getattr(first, "input_size_", None))
         start += len(x)
         multi = _explain_all(explainers, x)  # block outputs are dropped after each batch
@@ -471,7 +566,6 @@ def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Data
 
 
 __all__ = [
-    "BLOCK_SETS", "NORMS", "resolve_blocks", "block_set_name", "upsample", "normalise", "composite",
-    "class_scores", "ExplanationMap", "ExplanationMaps", "MultiExplanation", "check_ready", "explain_all", "fit_all",
-    "explain_dataset_all",
+    "class_scores", "ExplanationMap", "ClassFit", "ExplanationMaps", "MultiExplanation", "check_ready", "explain_all",
+    "fit_all", "class_activations", "explain_dataset_all",
 ]

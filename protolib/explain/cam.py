@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_class_targets
+from .._checks import check_class_targets
 from .maps import ExplanationMap, ExplanationMaps, check_ready
-from .models import GAPSplit, capture, get_layer, split_gap_linear
+from ..models import GAPSplit, capture, get_layer, split_gap_linear
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
 
@@ -123,7 +123,7 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     tgt = check_class_targets("target", target, len(x), head.out_features)
     layers = sorted({n for e in explainers.values() for n in e.layers} | {last_layer})
     with capture(first.model, layers) as acts:
-        first.model(x.to(first.device))
+        first.model(x.to(first.device_))
     return importance_from_activations(explainers, acts, head, tgt, last_layer)
 
 

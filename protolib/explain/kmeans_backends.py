@@ -1,6 +1,6 @@
 """k-means backends chosen by name, for the class-wise prototypes of the explanation maps.
 
-* ``"exact"``: :func:`protolib.kmeans.kmeans`, the torch Lloyd that follows scikit-learn (default;
+* ``"exact"``: :func:`protolib.explain.kmeans.kmeans`, the torch Lloyd that follows scikit-learn (default;
   CPU or GPU, needs the class's pixel vectors in memory).
 * ``"faiss"``: Lloyd's iterations of ``faiss`` (``pip install faiss-cpu``), on the CPU. faiss
   subsamples to ``max_points_per_centroid`` points per centre by default; here it does not unless
@@ -9,11 +9,11 @@
   vectors (e.g. one batch per forward pass), on the device of the batches; memory is one batch plus
   an initial sample, whatever the number of points.
 
-All backends share the seeding (greedy k-means++ of :mod:`protolib.kmeans` on a local generator,
+All backends share the seeding (greedy k-means++ of :mod:`protolib.explain.kmeans` on a local generator,
 so the same seed gives the same initial centres), ``n_init`` (the run with the lowest inertia
 wins), ``tol`` (squared centre shift at most ``tol * mean(var(X, axis=0))``), ``max_iter`` and the
-result type :class:`~protolib.kmeans.KMeansResult`. The engine beyond one machine (Dask) is in
-:mod:`protolib.kmeans_dask`.
+result type :class:`~protolib.explain.kmeans.KMeansResult`. The engine beyond one machine (Dask) is in
+:mod:`protolib.explain.kmeans_dask`.
 """
 
 from __future__ import annotations

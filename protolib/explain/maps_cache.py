@@ -1,7 +1,7 @@
 """Cache fitted explanation maps, so that two chapters (or two runs) fit each block set once.
 
-The fitted state (prototypes, their classes, the representative pixel of each, k-means inertia)
-is a few hundred kilobytes; it is keyed by the model's weights (a SHA-256 of its state dict), the
+The fitted state (:meth:`ExplanationMaps.state_dict`: prototypes, their classes, the representative
+pixel of each, k-means inertia) is a few hundred kilobytes; it is keyed by the model's weights (a SHA-256 of its state dict), the
 data and every setting of the fit, and written atomically under a file lock by
 :func:`protolib.store.load_or_build`.
 """
@@ -13,12 +13,9 @@ from typing import Mapping
 
 from torch.utils.data import Dataset
 
-from . import store
+from .. import store
 from .maps import ExplanationMaps, fit_all
-from .models import model_fingerprint
-
-FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
-
+from ..models import model_fingerprint
 
 def settings(ex: ExplanationMaps) -> dict:
     """Everything that changes the prototypes of ``ex``, besides the model and the data (the k-means
@@ -35,33 +32,9 @@ def settings(ex: ExplanationMaps) -> dict:
     return out
 
 
-def fitted_state(ex: ExplanationMaps) -> dict:
-    """The fitted attributes of ``ex`` as a dict of CPU tensors and plain values."""
-    state = {k: getattr(ex, k).cpu() for k in FITTED}
-    state.update(grid=list(ex.grid_), input_size=list(ex.input_size_), num_classes=ex.num_classes_,
-                 model_fingerprint=ex.model_fingerprint_)
-    return state
-
-
-def restore(ex: ExplanationMaps, state: Mapping) -> ExplanationMaps:
-    """Put a :func:`fitted_state` back into an unfitted explainer (on its device).
-
-    Explaining with it then checks that its model is the one the prototypes were fitted on.
-    """
-    for k in FITTED:
-        value = state[k]
-        setattr(ex, k, value.to(ex.device) if k in ("prototypes_", "prototype_classes_") else value)
-    ex.grid_, ex.input_size_ = tuple(state["grid"]), tuple(state["input_size"])
-    ex.num_classes_ = int(state["num_classes"])
-    # the fingerprint of the model the prototypes were fitted on (files written before it was
-    # stored are keyed by the model's fingerprint, so they belong to ex.model)
-    ex.model_fingerprint_ = state.get("model_fingerprint") or model_fingerprint(ex.model)
-    return ex
-
-
 def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, model_tag: str,
                 cache_dir: str | Path | None = None) -> tuple[dict[str, ExplanationMaps], bool]:
-    """Fit ``explainers`` on ``dataset`` with :func:`protolib.maps.fit_all`, or load them from the cache.
+    """Fit ``explainers`` on ``dataset`` with :func:`protolib.explain.maps.fit_all`, or load them from the cache.
 
     ``model_tag`` names the model in the file name (e.g. ``TrainResult.path.name``); the key holds
     the fingerprint of its weights, so a retrained model never reuses old prototypes.
@@ -75,13 +48,13 @@ def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, mod
 
     def build() -> dict:
         fit_all(explainers, dataset)
-        return {"state_dict": {k: fitted_state(e) for k, e in explainers.items()}, "meta": {"key": key}}
+        return {"state_dict": {k: e.state_dict() for k, e in explainers.items()}, "meta": {"key": key}}
 
     ckpt, cached = store.load_or_build(path, build)
     if cached:
         for k, e in explainers.items():
-            restore(e, ckpt["state_dict"][k])
+            e.load_state_dict(ckpt["state_dict"][k])
     return dict(explainers), cached
 
 
-__all__ = ["model_fingerprint", "settings", "fitted_state", "restore", "load_or_fit"]
+__all__ = ["settings", "load_or_fit"]
