@@ -229,7 +229,7 @@ def test_init_only_stores_the_parameters_and_the_fit_checks_them():
 def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitted):
     ds = TinyImages()
     ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, progress=False, device="cpu")
-    ex._prepare()
+    ex.prepare()
     targets = torch.as_tensor(ds.targets)
     steps = []
     for c in range(2):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbclient import NotebookClient
 
 from conftest import make_mnist, write_resnet_weights
@@ -25,7 +26,9 @@ def test_chapter_1_runs_in_the_paper_profile(tmp_path, monkeypatch):
     make_mnist(tmp_path / "data", n_test=40, n_train=100)
     weights = write_resnet_weights(tmp_path / "resnet34-random.pth")
     env = {"PROTOLIB_PROFILE": "paper", "PROTOLIB_EPOCHS": "1", "PROTOLIB_WEIGHTS": str(weights),
-           "PROTOLIB_WEIGHTS_UNOFFICIAL": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "PROTOLIB_WEIGHTS_UNOFFICIAL": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           # the kernel takes this process's share of the cores (see conftest), not every core
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the kernel inherits this process's environment
     nb = nbformat.read(ROOT / "book" / "01_theorem1.ipynb", as_version=4)

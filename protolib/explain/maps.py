@@ -126,7 +126,7 @@ class ExplanationMaps:
     moved to ``device_`` and put in evaluation mode, when the explainer is fitted or loaded
     (:meth:`fit`, :meth:`fit_features`, :meth:`load_state_dict`). A fit is a sequence of public
     per-class steps, which :func:`fit_all` runs for several block sets of one model at once:
-    :meth:`class_images` (the images of class c used), :meth:`fit_class` (its prototypes from
+    :meth:`prepare` (checks), :meth:`class_images` (the images of class c used), :meth:`fit_class` (its prototypes from
     captured block outputs, or streamed) and :meth:`set_prototypes` (the fitted attributes).
     :meth:`state_dict` and :meth:`load_state_dict` save and restore a fit.
 
@@ -162,8 +162,10 @@ class ExplanationMaps:
         """The block set's name (``"B234"``), or its layer names joined by ``+``."""
         return block_set_name(self.layers)
 
-    def _prepare(self) -> None:
-        """Check the parameters, then put the model on ``device_`` in evaluation mode (fit and load)."""
+    def prepare(self) -> None:
+        """Step 0: check the parameters, then put the model on ``device_`` in evaluation mode.
+
+        :meth:`fit`, :func:`fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
         if not isinstance(self.model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
         check_choice("norm", self.norm, NORMS)
@@ -200,7 +202,7 @@ class ExplanationMaps:
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """h-check (B, D, H', W') of a batch of images x (B, 3, H, W) (one forward pass)."""
         if not hasattr(self, "device_"):
-            self._prepare()
+            self.prepare()
         return self._features(check_images("x", x))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
@@ -325,7 +327,7 @@ class ExplanationMaps:
 
         Used by benchmarks on synthetic activations; no representative patches are recorded.
         """
-        self._prepare()
+        self.prepare()
         fits = []
         for c, x in enumerate(per_class):
             if not isinstance(x, torch.Tensor) or x.ndim != 2:
@@ -351,7 +353,7 @@ class ExplanationMaps:
 
         Explaining with it then checks that the model is the one the prototypes were fitted on.
         """
-        self._prepare()
+        self.prepare()
         missing = [k for k in (*self.FITTED, "grid", "input_size", "num_classes") if k not in state]
         if missing:
             raise KeyError(f"not a state_dict of ExplanationMaps: {missing} missing")
@@ -518,7 +520,7 @@ def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
     """
     first = _shared(explainers)
     for ex in explainers.values():
-        ex._prepare()
+        ex.prepare()
     if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
         raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
     targets = check_dataset("dataset", dataset)
