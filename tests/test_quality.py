@@ -165,5 +165,5 @@ def test_localisation_rows_tables_and_paired_margins():
     assert clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.1]))
     assert not clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 3.5, 3.0]))
     table = markdown_table({"m": {"a": torch.tensor([1.0, 3.0]), "b": 0.25}}, digits=2)
-    assert table.splitlines() == ["| method | a | b |", "|---|---|---|",
+    assert table.splitlines() == ["| method | a | b |", "| --- | --- | --- |",
                                   "| m | 2.00 ± 12.71 | 0.25 |"]  # t(0.975, 1) x sd sqrt 2 / sqrt 2
