@@ -416,6 +416,15 @@ class Cell:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
+    @property
+    def spread(self) -> float:
+        """The standard deviation, 0 for a single run (where ``std`` is ``nan``)."""
+        return self.std if self.n > 1 else 0.0
+
+    def describe(self, label: str, digits: int = 2) -> str:
+        """``label mean ± std (n=runs)``: a cell quoted in running text."""
+        return f"{label} {self.mean:.{digits}f} ± {self.std:.{digits}f} (n={self.n})"
+
 
 def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
     """{(table, row, dataset, metric): Cell} over the seeds present (each seed counted once)."""
