@@ -8,6 +8,7 @@ Foundations
     ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
     ``train``        the KMEx training recipe; load-or-train through ``store``
     ``features``     batched (and cached) pooled embeddings z and logits
+    ``backbone``     a chapter's first step: the cached backbone, its splits, one printed description
     ``_checks``      the argument checks shared by the public entry points (clear errors)
 The paper
     ``sem``          Theorem 1: classifier columns as prototypes, per-pixel evidence maps
@@ -22,6 +23,7 @@ Reproduction
     ``paper``        the paper's Tables 1 and 2 and settings, as data
     ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
     ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
+    ``tables``       the one Markdown table renderer of the book and the reproduction
     ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
     ``quality``      are the explanations right? faithfulness, randomisation, localisation
 Figures

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from . import config
+from . import backbone, config
 from .explain import maps
 from .explain.maps_cache import load_or_fit
 
@@ -29,14 +29,16 @@ def budget(profile: str | None = None) -> tuple[int | None, int | None]:
 
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
              seed: int = 0, blocks=BLOCK_SETS, progress: bool = True,
-             kmeans_backend: str = "exact") -> tuple[dict[str, maps.ExplanationMaps], bool]:
+             kmeans_backend: str = "exact", norm: str = "pixel") -> tuple[dict[str, maps.ExplanationMaps], bool]:
     """Explanation maps of ``trained`` (a :class:`protolib.train.TrainResult`), from the cache when fitted before.
 
-    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.explain.kmeans_backends`).
+    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.explain.kmeans_backends`),
+    ``norm`` the normalisation of the blocks (see :func:`protolib.explain.blocks.composite`).
     Returns ({block set: fitted explainer}, from_cache).
     """
-    explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, max_images_per_class=images_per_class,
-                                          random_state=seed, progress=progress, kmeans_backend=kmeans_backend)
+    explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, norm=norm,
+                                          max_images_per_class=images_per_class, random_state=seed,
+                                          progress=progress, kmeans_backend=kmeans_backend)
                   for n in blocks}
     return load_or_fit(explainers, train_set, trained.path.name)
 
@@ -66,4 +68,26 @@ def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Datas
     return out
 
 
-__all__ = ["BLOCK_SETS", "QUICK_IMAGES_PER_CLASS", "QUICK_EVAL_TRAIN", "budget", "fit_maps", "eval_subset", "map_accuracies"]
+def profile_maps(bb: backbone.Backbone, seed: int = 0, blocks=BLOCK_SETS, norm: str = "pixel",
+                 progress: bool = True, kmeans_backend: str = "exact") -> tuple[dict[str, maps.ExplanationMaps], bool]:
+    """The book's explanation maps of a backbone (:func:`protolib.backbone.load`): :func:`fit_maps`
+    with the K/C of its profile for its dataset and the profile's :func:`budget`, so every chapter
+    that explains the same backbone shares one cache entry. Returns (explainers, from_cache)."""
+    prof = config.get_profile(bb.meta["profile"])
+    return fit_maps(bb.trained, bb.train_set, prof.k_per_class(bb.dataset), budget(prof.name)[0], seed=seed,
+                    blocks=blocks, progress=progress, kmeans_backend=kmeans_backend, norm=norm)
+
+
+def table2_row(dataset: str, profile: str | None = None, seed: int = 0,
+               **train_options) -> tuple[dict[tuple[str, str], float], str]:
+    """Table 2's CNN, B4 and B234 accuracies of ``dataset`` under ``profile``: the cached backbone
+    of ``seed`` (``train_options`` go to :func:`protolib.train.load_or_train`), its
+    :func:`profile_maps` (fitted or loaded), scored by :func:`map_accuracies` on the profile's
+    train subset. Returns ({(model, split): %}, the test split's title)."""
+    bb = backbone.load(dataset, seed=seed, profile=config.get_profile(profile).name, **train_options)
+    fitted, _ = profile_maps(bb, seed, progress=False)
+    return map_accuracies(fitted, bb.train_set, bb.test_set, budget(bb.meta["profile"])[1]), bb.test_set.title
+
+
+__all__ = ["BLOCK_SETS", "QUICK_IMAGES_PER_CLASS", "QUICK_EVAL_TRAIN", "budget", "fit_maps", "eval_subset",
+           "map_accuracies", "profile_maps", "table2_row"]

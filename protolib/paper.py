@@ -77,6 +77,12 @@ def value(table: int, row: str, dataset: str, metric: str) -> float | None:
     return None if pair is None else pair[metrics.index(metric)]
 
 
+def gaps(row: str, reference: str, metric: str = "test", table: int = 2) -> str:
+    """The paper's ``row - reference`` on each of its datasets, as text: ``"MNIST +0.1, STL10 -0.3, ..."``."""
+    return ", ".join(f"{TITLES[d]} {value(table, row, d, metric) - value(table, reference, d, metric):+.1f}"
+                     for d in DATASETS)
+
+
 __all__ = ["DATASETS", "TITLES", "TABLE1", "TABLE1_METRICS", "TABLE2", "TABLE2_METRICS", "KMEX_TABLE_K",
            "PROTOTYPES_PER_CLASS", "RUNS", "BACKBONE", "KMEX_RECIPE", "FIGURE1", "FIGURE2", "COUNTERPART",
-           "counterpart", "table1", "table2", "value"]
+           "counterpart", "table1", "table2", "value", "gaps"]

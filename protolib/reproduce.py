@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, data, features, maps_eval, models, paper, protopnet, sem, store, train
+from . import config, data, features, maps_eval, models, paper, protopnet, sem, store, tables, train
 from .data import DatasetNotFoundError
 from .kmex import KMExClassifier
 from .metrics import alignment_cosines
@@ -125,6 +125,11 @@ class Job:
 
 def _m(table: int, row: str, metric: str, value: float) -> dict:
     return {"table": table, "row": row, "metric": metric, "value": float(value)}
+
+
+def record(table: int, row: str, dataset: str, metric: str, value: float, seed: int = 0) -> dict:
+    """One cell of one run as the tables read it: what a chapter passes to :func:`markdown_table`."""
+    return {**_m(table, row, metric, value), "dataset": dataset, "seed": seed}
 
 
 def step_cnn(job: Job) -> tuple[list[dict], dict]:
@@ -411,6 +416,15 @@ class Cell:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
+    @property
+    def spread(self) -> float:
+        """The standard deviation, 0 for a single run (where ``std`` is ``nan``)."""
+        return self.std if self.n > 1 else 0.0
+
+    def describe(self, label: str, digits: int = 2) -> str:
+        """``label mean ± std (n=runs)``: a cell quoted in running text."""
+        return f"{label} {self.mean:.{digits}f} ± {self.std:.{digits}f} (n={self.n})"
+
 
 def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
     """{(table, row, dataset, metric): Cell} over the seeds present (each seed counted once)."""
@@ -482,28 +496,28 @@ def caption(results: Sequence[dict], table: int) -> str:
             + "; no parentheses: the paper has no such column.")
 
 
-def markdown_table(results: Sequence[dict], table: int) -> str:
-    """Table ``table`` in the paper's layout: a row per model, datasets as column groups, each
-    cell ``mean ± std (paper)``; the number of runs of each cell is in the caption (and in
-    ``[n=..]`` where a cell has fewer runs than the table)."""
+def markdown_table(results: Sequence[dict], table: int, rows: Sequence[str] | None = None) -> str:
+    """Table ``table`` in the paper's layout: a row per model (``rows``, default all of the
+    table's), datasets as column groups, each cell ``mean ± std (paper)``; the number of runs of
+    each cell is in the caption (and in ``[n=..]`` where a cell has fewer runs than the table)."""
     cells = aggregate(results)
     metrics = paper.TABLE1_METRICS if table == 1 else paper.TABLE2_METRICS
-    rows = TABLE1_ROWS if table == 1 else TABLE2_ROWS
+    rows = rows or (TABLE1_ROWS if table == 1 else TABLE2_ROWS)
     digits = 2 if table == 1 else 1
     datasets = _datasets_in([r for r in results if r["table"] == table])
     n_max = max((c.n for k, c in cells.items() if k[0] == table), default=0)
-    head = "| model | " + " | ".join(f"{d} {m}" for d in datasets for m in metrics) + " |"
-    lines = [head, "| --- |" + " ---: |" * (len(datasets) * len(metrics))]
+    body = []
     for row in rows:
         out = []
         for d in datasets:
             for m in metrics:
                 c = cells.get((table, row, d, m))
-                ref = paper.value(table, row, d, m)
                 txt = "–" if c is None else c.format(digits) + (f" [n={c.n}]" if c.n < n_max else "")
-                out.append(txt + (f" ({ref:.{digits}f})" if ref is not None else ""))
-        lines.append(f"| {row} | " + " | ".join(out) + " |")
-    return "\n".join(lines)
+                out.append(tables.with_reference(txt, paper.value(table, row, d, m), digits))
+        body.append([row, *out])
+    n_cols = len(datasets) * len(metrics)
+    return tables.markdown(["model", *(f"{d} {m}" for d in datasets for m in metrics)], body,
+                           right=range(1, n_cols + 1))
 
 
 CSV_FIELDS = ("profile", "dataset", "data", "n_train", "n_test", "run", "seed", "step", "table", "row", "metric",
@@ -573,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = ["STEPS", "TABLE1_ROWS", "TABLE2_ROWS", "OFFLINE", "Settings", "seed_for", "git_commit", "Job",
            "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "data_fingerprints", "step_path",
-           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "paired_gap", "caption", "markdown_table",
+           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "paired_gap", "caption", "markdown_table", "record",
            "results_csv", "write_outputs", "main"]
 
 if __name__ == "__main__":

@@ -40,3 +40,10 @@ def test_lookup_through_our_datasets():
         paper.value(3, "CNN", "mnist", "test")
     with pytest.raises(ValueError):
         paper.value(1, "CNN", "mnist", "test")
+
+
+def test_gaps_quotes_the_papers_row_minus_reference_per_dataset():
+    assert paper.gaps("KMEx K/C=5", "CNN") == "MNIST +0.0, STL10 -0.5, CUB200 -0.5"
+    assert paper.gaps("Ours B234", "Ours B4", "train").startswith("MNIST ")
+    with pytest.raises(ValueError, match="metrics"):
+        paper.gaps("CNN", "CNN", "class")

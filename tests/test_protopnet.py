@@ -198,6 +198,28 @@ def test_push_makes_every_prototype_a_latent_patch_of_its_own_class_exactly():
     assert y0 < c1 and c0 < y1 and x0 < c3 and c2 < x1
 
 
+def test_patches_at_recomputes_the_patches_push_copied():
+    model, ds = tiny_model(), TinySet(n=30)
+    result = protopnet.push_prototypes(model, ds, batch_size=8, progress=False)
+    patches = protopnet.patches_at(model, ds, result, batch_size=3)   # other chunks than push's batches
+    assert patches.shape == (model.num_prototypes, model.dim)
+    assert torch.allclose(patches, model.prototypes[:, :, 0, 0].detach(), atol=1e-6)
+    z = _latents(model, ds, 30)
+    j, i, (u, v) = 1, int(result.image_index[1]), result.location[1].tolist()
+    assert torch.allclose(patches[j], z[i, :, u, v], atol=1e-6)
+    with pytest.raises(ValueError, match="the push result has 2 prototypes"):
+        protopnet.patches_at(model, ds, protopnet.PushResult.from_dict(
+            {**result.to_dict(), "image_index": result.image_index[:2]}))
+
+
+def test_run_label_names_a_run_by_its_key():
+    key = {"dataset": "birds", "arch": "resnet18", "profile": "quick", "seed": 2, "recipe": {}}
+    assert protopnet.run_label(key) == "birds-resnet18-quick-seed2"
+    assert protopnet.run_label({"t": 1}) == "protopnet"
+    assert protopnet.StageCache(tiny_model(), key).label == "birds-resnet18-quick-seed2"
+    assert protopnet.StageCache(tiny_model(), key, label="x").label == "x"
+
+
 def test_push_refuses_a_class_without_images():
     model, ds = tiny_model(classes=4), TinySet(classes=3)
     with pytest.raises(ValueError, match=r"class\(es\) \[3\]"):

@@ -165,5 +165,21 @@ def test_localisation_rows_tables_and_paired_margins():
     assert clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.1]))
     assert not clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 3.5, 3.0]))
     table = markdown_table({"m": {"a": torch.tensor([1.0, 3.0]), "b": 0.25}}, digits=2)
-    assert table.splitlines() == ["| method | a | b |", "|---|---|---|",
+    assert table.splitlines() == ["| method | a | b |", "| --- | --- | --- |",
                                   "| m | 2.00 ± 12.71 | 0.25 |"]  # t(0.975, 1) x sd sqrt 2 / sqrt 2
+
+
+def test_randomisation_table_lists_every_spearman_then_the_first_and_last_ssim():
+    t = torch.tensor
+    stages = {"fc": {"m": (t([1.0]), t([0.9])), "n": (t([0.5]), t([0.4]))},
+              "layer4": {"m": (t([0.8]), t([0.7])), "n": (t([0.3]), t([0.2]))},
+              "layer3": {"m": (t([0.6]), t([0.5])), "n": (t([0.1]), t([0.0]))}}
+    rows = evaluate.randomisation_table(stages)
+    assert list(rows) == ["m", "n"]
+    assert list(rows["m"]) == ["Spearman after fc", "Spearman after layer4", "Spearman after layer3",
+                               "SSIM after fc", "SSIM after layer3"]
+    assert [v.item() for v in rows["n"].values()] == pytest.approx([0.5, 0.3, 0.1, 0.4, 0.0])
+    one = evaluate.randomisation_table({"fc": stages["fc"]})   # one stage: its SSIM once
+    assert list(one["m"]) == ["Spearman after fc", "SSIM after fc"]
+    with pytest.raises(ValueError, match="no randomisation stage"):
+        evaluate.randomisation_table({})

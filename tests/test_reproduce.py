@@ -204,3 +204,16 @@ def test_paired_gap_pairs_rows_by_seed():
     assert (g.mean, g.std, g.n, g.seeds, g.values) == (-1.0, 1.0, 3, (0, 1, 2), (-1.0, -2.0, 0.0))
     with pytest.raises(ValueError, match="no run of 'd' has both"):
         reproduce.paired_gap(rows, "d", "ProtoPNet", "CNN")
+
+
+def test_cell_spread_and_description_for_one_and_several_runs():
+    three = reproduce.Cell(2.0, 1.5, 3, (0, 1, 2), (1.0, 1.5, 3.5))
+    assert three.spread == 1.5 and three.describe("B4 test", 1) == "B4 test 2.0 ± 1.5 (n=3)"
+    one = reproduce.Cell(2.0, float("nan"), 1, (0,), (2.0,))
+    assert one.spread == 0.0 and one.describe("CNN") == "CNN 2.00 ± nan (n=1)"
+
+
+def test_record_is_a_cell_the_tables_read():
+    rows = [reproduce.record(1, "CNN", "digits", m, v, seed=0) for m, v in (("class", 0.123), ("out", -0.01))]
+    assert reproduce.markdown_table(rows, 1, rows=["CNN"]).splitlines() == [
+        "| model | digits class | digits out |", "| --- | ---: | ---: |", "| CNN | 0.12 | -0.01 |"]

@@ -27,13 +27,15 @@ from .stages import StageResult, joint, last_layer, warm_up
 class StageCache:
     """Load-or-run for the successive stages of one ProtoPNet run on ``model``.
 
-    ``key`` holds everything that determines the run besides the step names (JSON-able values).
-    :meth:`run` either loads the state after the step into ``model`` or runs ``fn`` (which trains
-    ``model`` in place and returns a JSON-able / tensor dict), saves, and returns that dict.
+    ``key`` holds everything that determines the run besides the step names (JSON-able values),
+    e.g. the key of :func:`initial_model`. :meth:`run` either loads the state after the step into
+    ``model`` or runs ``fn`` (which trains ``model`` in place and returns a JSON-able / tensor
+    dict), saves, and returns that dict. ``label`` starts the file names; by default
+    ``{dataset}-{arch}-{profile}-seed{seed}`` from ``key`` (``"protopnet"`` when it lacks one of them).
     """
 
-    def __init__(self, model: ProtoPNet, key: dict, label: str = "protopnet", cache_dir: str | Path | None = None):
-        self.model, self.key, self.label = model, dict(key), label
+    def __init__(self, model: ProtoPNet, key: dict, label: str | None = None, cache_dir: str | Path | None = None):
+        self.model, self.key, self.label = model, dict(key), label or run_label(key)
         self.root = Path(cache_dir) if cache_dir is not None else config.cache_root() / "protopnet"
         self.steps: list[str] = []
         self.last_from_cache = False
@@ -56,6 +58,14 @@ class StageCache:
             self.model.load_state_dict(ckpt["state_dict"])
         self.steps = steps
         return ckpt["meta"]
+
+
+def run_label(key: dict) -> str:
+    """``{dataset}-{arch}-{profile}-seed{seed}`` of a run's key (the start of its file names), or
+    ``"protopnet"`` when the key lacks one of these fields."""
+    if not all(f in key for f in ("dataset", "arch", "profile", "seed")):
+        return "protopnet"
+    return f"{key['dataset']}-{key['arch']}-{key['profile']}-seed{key['seed']}"
 
 
 @dataclass
@@ -179,6 +189,6 @@ def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recip
     train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
     if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
         key["data_options"] = data_options
-    cache = StageCache(model, key, label=f"{dataset}-{key['arch']}-{key['profile']}-seed{seed}")
+    cache = StageCache(model, key)
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
     return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)

@@ -191,6 +191,23 @@ def push_prototypes(model: ProtoPNet, push_set: Dataset, batch_size: int = 75, d
     return _describe(model, push_set, where.cpu(), best.cpu(), grid, batch_size, device, percentile)
 
 
+@torch.no_grad()
+def patches_at(model: ProtoPNet, push_set: Dataset, result: PushResult, batch_size: int = 75,
+               device=None) -> torch.Tensor:
+    """The latent patches (P, D) that ``result`` says each prototype was pushed onto, recomputed
+    from the push-set images in chunks of ``batch_size`` prototypes: after a push they equal the
+    prototypes up to float noise (other batches, other convolution algorithms)."""
+    device = config.get_device(device)
+    if len(result.image_index) != model.num_prototypes:
+        raise ValueError(f"the push result has {len(result.image_index)} prototypes, the model {model.num_prototypes}")
+    out = []
+    for js in torch.arange(model.num_prototypes).split(batch_size):
+        images = torch.stack([push_set[int(result.image_index[j])][0] for j in js]).to(device)
+        z = model.latent(images)                                       # (chunk, D, H', W')
+        out.append(z[torch.arange(len(js)), :, result.location[js, 0], result.location[js, 1]].cpu())
+    return torch.cat(out)
+
+
 def _describe(model: ProtoPNet, push_set: Dataset, where: torch.Tensor, dist: torch.Tensor,
               grid: tuple[int, int], batch_size: int, device, percentile: float,
               group: int = 64) -> PushResult:
@@ -224,4 +241,4 @@ def _describe(model: ProtoPNet, push_set: Dataset, where: torch.Tensor, dist: to
 
 
 __all__ = ["PushResult", "ReceptiveField", "receptive_field", "high_activation_box", "cell_box",
-           "similarity_maps", "push_prototypes", "dataset_targets"]
+           "similarity_maps", "push_prototypes", "patches_at", "dataset_targets"]

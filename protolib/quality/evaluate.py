@@ -60,4 +60,21 @@ def randomisation(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, ta
                           seed)
 
 
-__all__ = ["curves", "areas", "localisation", "randomisation"]
+def randomisation_table(stages: Mapping[str, Mapping[str, tuple[torch.Tensor, torch.Tensor]]]
+                        ) -> dict[str, dict[str, torch.Tensor]]:
+    """Rows of :func:`randomisation` for :func:`protolib.quality.stats.markdown_table`: per method,
+    the Spearman correlation after each stage of the cascade, then the SSIM after the first and
+    the last stage (the ones between add little to read)."""
+    if not stages:
+        raise ValueError("no randomisation stage to tabulate")
+    rows: dict[str, dict[str, torch.Tensor]] = {}
+    for stage, per_method in stages.items():
+        for name, (rho, _) in per_method.items():
+            rows.setdefault(name, {})[f"Spearman after {stage}"] = rho
+    for stage in dict.fromkeys((next(iter(stages)), list(stages)[-1])):
+        for name, (_, s) in stages[stage].items():
+            rows[name][f"SSIM after {stage}"] = s
+    return rows
+
+
+__all__ = ["curves", "areas", "localisation", "randomisation", "randomisation_table"]

@@ -7,6 +7,8 @@ import math
 import torch
 from scipy.stats import t as student_t
 
+from .. import tables
+
 
 def mean_ci(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
     """(mean, half-width of the Student-t interval at ``level``) of a 1-D tensor, NaNs dropped."""
@@ -37,6 +39,5 @@ def markdown_table(rows: dict[str, dict[str, torch.Tensor]], digits: int = 3, fi
     mean ± 95 % half-width over images (a float is printed as it is)."""
     cols = list(dict.fromkeys(c for r in rows.values() for c in r))
     cell = lambda v: fmt(v, digits) if isinstance(v, torch.Tensor) and v.numel() > 1 else f"{float(v):.{digits}f}"  # noqa: E731
-    lines = [f"| {first} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(r[c]) if c in r else "" for c in cols) + " |" for name, r in rows.items()]
-    return "\n".join(lines)
+    return tables.markdown([first, *cols], [[name, *(cell(r[c]) if c in r else "" for c in cols)]
+                                            for name, r in rows.items()])
