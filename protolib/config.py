@@ -48,7 +48,7 @@ class Profile:
     arch: str
     pretrained: bool
     epochs: dict[str, int]
-    prototypes_per_class: dict[str, int]
+    k_per_class_by_dataset: dict[str, int]
     runs: int
     batch_size: int = 128
     description: str = ""
@@ -62,7 +62,7 @@ class Profile:
         return self.epochs.get(dataset, self.epochs["default"])
 
     def k_per_class(self, dataset: str) -> int:
-        return self.prototypes_per_class.get(dataset, self.prototypes_per_class["default"])
+        return self.k_per_class_by_dataset.get(dataset, self.k_per_class_by_dataset["default"])
 
 
 PROFILES: dict[str, Profile] = {
@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         arch="resnet18",
         pretrained=False,
         epochs={"default": 4, "digits": 12, "mnist": 3, "stl10": 8, "cub200": 8, "birds": 8},
-        prototypes_per_class={"default": 5, "cub200": 10},
+        k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=1,
         description="ResNet18 from scratch, few epochs, one run: minutes on a 2-core CPU",
     ),
@@ -81,7 +81,7 @@ PROFILES: dict[str, Profile] = {
         pretrained=True,
         # KMEx: 10 epochs by default, 30 for STL-10; CUB is our choice (the reference has no recipe).
         epochs={"default": 10, "stl10": 30, "cub200": 30},
-        prototypes_per_class={"default": 5, "cub200": 10},
+        k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=5,
         description="ImageNet ResNet34, KMEx recipe, five runs: expects a GPU and full data",
     ),

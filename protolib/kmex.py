@@ -73,15 +73,15 @@ def distance_scale(mean_sq_to_prototype: float, X: np.ndarray) -> float:
 class KMExClassifier(ClassifierMixin, BaseEstimator):
     """Nearest-prototype classifier with class-wise k-means prototypes (KMEx).
 
-    For each class c, k-means with ``n_prototypes_per_class`` clusters is run on the training
+    For each class c, k-means with ``k_per_class`` clusters is run on the training
     samples of that class; the centroids are the prototypes of c. A sample is assigned the
     class of its nearest prototype (Euclidean distance).
 
     Parameters
     ----------
-    n_prototypes_per_class : int, default=5
+    k_per_class : int, default=5
         K/C, the number of prototypes of each class. A class with fewer samples n_c gets
-        ``min(n_prototypes_per_class, n_c)`` prototypes and a :class:`SmallClassWarning`.
+        ``min(k_per_class, n_c)`` prototypes and a :class:`SmallClassWarning`.
     init : {"k-means++", "random"}, default="k-means++"
         Initialisation of each class's k-means (see :class:`sklearn.cluster.KMeans`).
     n_init : int, default=10
@@ -103,7 +103,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         The prototypes (float64), stacked class by class in the order of ``classes_``.
     prototype_labels_ : ndarray of shape (n_prototypes,)
         The class label of each prototype.
-    n_prototypes_per_class_ : ndarray of shape (n_classes,)
+    k_per_class_ : ndarray of shape (n_classes,)
         How many prototypes each class received.
     prototype_counts_ : ndarray of shape (n_prototypes,)
         Number of training samples in each prototype's k-means cluster (within its class).
@@ -120,7 +120,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     sklearn.neighbors.NearestCentroid : the special case of one prototype per class
-        (the class mean), which ``n_prototypes_per_class=1`` reproduces.
+        (the class mean), which ``k_per_class=1`` reproduces.
 
     Notes
     -----
@@ -152,7 +152,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     >>> from protolib.kmex import KMExClassifier
     >>> X = np.array([[0., 0.], [0., 1.], [10., 0.], [10., 1.], [0., 20.], [10., 20.]])
     >>> y = np.array([0, 0, 0, 0, 1, 1])
-    >>> clf = KMExClassifier(n_prototypes_per_class=2, n_init=3, random_state=0).fit(X, y)
+    >>> clf = KMExClassifier(k_per_class=2, n_init=3, random_state=0).fit(X, y)
     >>> clf.prototypes_[np.argsort(clf.prototypes_[:, 0] + 100 * clf.prototype_labels_)]
     array([[ 0. ,  0.5],
            [10. ,  0.5],
@@ -162,9 +162,9 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     array([0, 1])
     """
 
-    def __init__(self, n_prototypes_per_class=5, *, init="k-means++", n_init=10, max_iter=300,
+    def __init__(self, k_per_class=5, *, init="k-means++", n_init=10, max_iter=300,
                  tol=1e-4, random_state=None):
-        self.n_prototypes_per_class = n_prototypes_per_class
+        self.k_per_class = k_per_class
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
@@ -172,7 +172,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     _parameter_constraints: dict = {
-        "n_prototypes_per_class": [Interval(Integral, 1, None, closed="left")],
+        "k_per_class": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"k-means++", "random"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -181,11 +181,11 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     }
 
     def _fit_class(self, Xc: np.ndarray, label) -> KMeans:
-        k = min(self.n_prototypes_per_class, len(Xc))
-        if k < self.n_prototypes_per_class:
+        k = min(self.k_per_class, len(Xc))
+        if k < self.k_per_class:
             warnings.warn(
                 f"class {label} has {len(Xc)} training samples, fewer than "
-                f"n_prototypes_per_class={self.n_prototypes_per_class}; it gets {k} prototypes",
+                f"k_per_class={self.k_per_class}; it gets {k} prototypes",
                 SmallClassWarning, stacklevel=3,
             )
         km = KMeans(n_clusters=k, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
@@ -224,7 +224,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         self.prototypes_ = np.concatenate(protos).astype(np.float64)
         self._prototype_class_index = np.concatenate(labels)
         self.prototype_labels_ = self.classes_[self._prototype_class_index]
-        self.n_prototypes_per_class_ = np.array([len(p) for p in protos])
+        self.k_per_class_ = np.array([len(p) for p in protos])
         self.prototype_counts_ = np.concatenate(counts)
         self.inertia_ = np.array(inertia, dtype=np.float64)
         self.n_iter_ = np.array(n_iter)
@@ -246,10 +246,10 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         class index of ``predict`` (n_samples,), from one distance matrix."""
         d2 = self.distances(X)
         nearest = self._prototype_class_index[d2.argmin(1)]
-        per_class = np.full((len(d2), len(self.classes_)), np.inf)
+        class_d2 = np.full((len(d2), len(self.classes_)), np.inf)
         for c in range(len(self.classes_)):
-            per_class[:, c] = d2[:, self._prototype_class_index == c].min(1)
-        scores = -(per_class - per_class[np.arange(len(d2)), nearest][:, None]) / self.distance_scale_
+            class_d2[:, c] = d2[:, self._prototype_class_index == c].min(1)
+        scores = -(class_d2 - class_d2[np.arange(len(d2)), nearest][:, None]) / self.distance_scale_
         return scores, nearest
 
     def decision_function(self, X) -> np.ndarray:

@@ -31,7 +31,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -181,7 +181,7 @@ def step_protopnet(job: Job) -> tuple[list[dict], dict]:
     seconds = sum(r.seconds for r in run.state.results.values() if isinstance(r, protopnet.StageResult))
     return ([_m(1, "ProtoPNet", "class", cos.class_), _m(1, "ProtoPNet", "out", cos.out),
              _m(2, "ProtoPNet", "train", acc_tr), _m(2, "ProtoPNet", "test", acc_te)],
-            {"k_per_class": recipe.per_class, "recipe": asdict(recipe), "init": run.key["init"],
+            {"k_per_class": recipe.k_per_class, "recipe": recipe.key_fields(), "init": run.key["init"],
              "stage_seconds": seconds})
 
 
@@ -213,7 +213,7 @@ def step_key(profile: str, dataset: str, seed: int, step: str, settings: Setting
         key.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
                    eval_train=settings.eval_train)
     if step == "protopnet":
-        key["recipe"] = asdict(protopnet.recipe_for(prof.name, dataset, **settings.protopnet))
+        key["recipe"] = protopnet.recipe_for(prof.name, dataset, **settings.protopnet).key_fields()
         key["init"] = settings.protopnet_init
     return json.loads(json.dumps(key, default=str))
 

@@ -10,7 +10,7 @@ content fingerprints of the train, push and test sets, so new data files start a
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -150,10 +150,10 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
         torch.manual_seed(seed)
         if cnn is None:
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
-        model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.per_class, recipe.dim)
+        model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.k_per_class, recipe.dim)
     splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof.name)))
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
-           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
+           "recipe": recipe.key_fields(), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
            "data": {name: store.fingerprint(split) for name, split in splits.items()}}
     return model, key
 

@@ -40,15 +40,15 @@ def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", 
     return fig
 
 
-def show_prototypes(push_set, push: PushResult, per_class: int, classes=None, class_names=None,
+def show_prototypes(push_set, push: PushResult, k_per_class: int, classes=None, class_names=None,
                     size: float = 1.2):
     """Each prototype as its source training image, with its 95th-percentile box (yellow) and its
     grid cell (cyan, dashed). Rows: classes; columns: the prototypes of a class."""
-    classes = list(range(len(push.image_index) // per_class)) if classes is None else list(classes)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(size * per_class, size * len(classes)), squeeze=False)
+    classes = list(range(len(push.image_index) // k_per_class)) if classes is None else list(classes)
+    fig, axes = plt.subplots(len(classes), k_per_class, figsize=(size * k_per_class, size * len(classes)), squeeze=False)
     for r, c in enumerate(classes):
-        for k in range(per_class):
-            j, ax = c * per_class + k, axes[r, k]
+        for k in range(k_per_class):
+            j, ax = c * k_per_class + k, axes[r, k]
             ax.imshow(_image(push_set, push.image_index[j]))
             _box(ax, push.act_box[j], "yellow")
             _box(ax, push.cell_box[j], "cyan", "--")
