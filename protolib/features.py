@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from . import config, store
-from .models import split_gap_linear
+from .models import gap_split
 
 
 @dataclass
@@ -53,7 +53,7 @@ def embed(
         raise ValueError("dataset is empty: it holds no image to embed")
     device = config.get_device(device)
     model.to(device).eval()
-    split = split_gap_linear(model)
+    split = gap_split(model)
     zs, logits, labels = [], [], []
     loader = config.make_loader(dataset, batch_size, device)
     for x, y in tqdm(loader, desc="embed", disable=not progress, leave=False):

@@ -129,7 +129,7 @@ class ProtoPNet(nn.Module):
 
         The backbone shares its parameters with ``cnn``; pass a copy to keep ``cnn`` intact.
         """
-        split = models.split_gap_linear(cnn)
+        split = models.gap_split(cnn)
         return cls(split.encoder, split.head.in_features, num_classes, k_per_class, dim)
 
 
