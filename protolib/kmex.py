@@ -28,7 +28,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-EPS = 1e-4  # the epsilon of the KMEx / ProtoPNet log-similarity
 
 
 class SmallClassWarning(UserWarning):
@@ -40,11 +39,6 @@ def squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     X, P = np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)
     d2 = (X * X).sum(1)[:, None] + (P * P).sum(1)[None, :] - 2.0 * X @ P.T
     return np.maximum(d2, 0.0)
-
-
-def log_similarity(d2: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """KMEx / ProtoPNet similarity log((d^2 + 1) / (d^2 + eps)): decreasing in d, in (0, log 1/eps]."""
-    return np.log((d2 + 1.0) / (d2 + eps))
 
 
 def _first_max_is(values: np.ndarray, column: np.ndarray) -> None:
@@ -137,7 +131,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
       overflows or underflows into NaN, and the predicted class always has score 0 and the
       largest probability (where two classes are within float precision of each other, the
       predicted one is raised by one unit in the last place so that argmax agrees);
-    * the KMEx reference's log-similarity log((d^2 + 1) / (d^2 + 1e-4)) (:func:`log_similarity`)
+    * the KMEx reference's log-similarity log((d^2 + 1) / (d^2 + 1e-4)) (:func:`protolib.similarity.log_similarity`)
       is about 1 / d^2 once d^2 >> 1, so on real embeddings every class scores nearly 0 and its
       softmax is nearly uniform (the mean largest probability was 0.10 on ten digit classes),
       and far from the data float rounding reorders the classes.
@@ -327,4 +321,4 @@ def inspect_prototypes(clf: KMExClassifier, X, y, n_neighbours: int = 5) -> Prot
 
 
 __all__ = ["KMExClassifier", "PrototypeInspection", "SmallClassWarning", "distance_scale", "inspect_prototypes",
-           "log_similarity", "squared_distances"]
+           "squared_distances"]

@@ -14,7 +14,7 @@ cosines), ``viz`` (figures).
 from .analysis import AlignmentCosines, Explanation, alignment_cosines, class_out_means, explain
 from .cache import ProtoPNetRun, RunState, StageCache, datasets_for, initial_model, load_or_train, run_schedule, run_step
 from .losses import Coefficients, LossTerms, cluster_cost, l1_wrong_class, protopnet_loss, separation_cost
-from .model import EPSILON, ProtoPNet, ProtoPNetOutput, build_protopnet, similarity, squared_distances
+from .model import ProtoPNet, ProtoPNetOutput, build_protopnet, squared_distances
 from .push import (PushResult, ReceptiveField, cell_box, dataset_targets, high_activation_box, push_prototypes,
                    receptive_field, similarity_maps)
 from .recipe import ProtoPNetRecipe, Step, recipe_for
@@ -24,7 +24,7 @@ __all__ = [
     "AlignmentCosines", "Explanation", "alignment_cosines", "class_out_means", "explain",
     "ProtoPNetRun", "RunState", "StageCache", "datasets_for", "initial_model", "load_or_train", "run_schedule", "run_step",
     "Coefficients", "LossTerms", "cluster_cost", "l1_wrong_class", "protopnet_loss", "separation_cost",
-    "EPSILON", "ProtoPNet", "ProtoPNetOutput", "build_protopnet", "similarity", "squared_distances",
+    "ProtoPNet", "ProtoPNetOutput", "build_protopnet", "squared_distances",
     "PushResult", "ReceptiveField", "cell_box", "dataset_targets", "high_activation_box", "push_prototypes",
     "receptive_field", "similarity_maps",
     "ProtoPNetRecipe", "Step", "recipe_for",

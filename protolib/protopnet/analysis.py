@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .. import config
-from .model import ProtoPNet, similarity, squared_distances
+from ..similarity import log_similarity
+from .model import ProtoPNet, squared_distances
 from .push import high_activation_box
 
 
@@ -108,12 +109,12 @@ def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, target: int | N
     out = model.forward_latent(z)
     logits, dmin = out.logits[0].float(), out.min_distances[0]
     c = int(logits.argmax()) if target is None else int(target)
-    sims = similarity(dmin)
+    sims = log_similarity(dmin)
     contributions = model.last_layer.weight[c] * sims
     order = contributions.argsort(descending=True)[:top]
     H, W = out.distances.shape[-2:]
     cells = torch.stack([torch.div(out.distances[0, order].flatten(1).argmin(1), W, rounding_mode="floor"),
                          out.distances[0, order].flatten(1).argmin(1) % W], dim=1)
-    maps = F.interpolate(similarity(out.distances[:, order]), size=image.shape[-2:], mode="bicubic", align_corners=False)[0]
+    maps = F.interpolate(log_similarity(out.distances[:, order]), size=image.shape[-2:], mode="bicubic", align_corners=False)[0]
     boxes = torch.tensor([high_activation_box(m.cpu(), percentile) for m in maps])
     return Explanation(logits.cpu(), c, sims.cpu(), contributions.cpu(), order.cpu(), maps.cpu(), boxes, cells.cpu())

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import models
-
-EPSILON = 1e-4
+from ..similarity import log_similarity
 
 
 @dataclass
@@ -39,12 +38,7 @@ class ProtoPNetOutput:
     @property
     def similarities(self) -> torch.Tensor:
         """s = log((dmin + 1) / (dmin + eps)): (B, P)."""
-        return similarity(self.min_distances)
-
-
-def similarity(distances: torch.Tensor, eps: float = EPSILON) -> torch.Tensor:
-    """ProtoPNet's log activation log((d + 1) / (d + eps)), elementwise."""
-    return torch.log((distances + 1) / (distances + eps))
+        return log_similarity(self.min_distances)
 
 
 def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
@@ -117,7 +111,7 @@ class ProtoPNet(nn.Module):
         """Everything after the add-on, from z: (B, D, H', W')."""
         d = squared_distances(z, self.prototypes)
         dmin = d.flatten(2).min(dim=2).values
-        logits = self.last_layer(similarity(dmin).to(self.last_layer.weight.dtype))
+        logits = self.last_layer(log_similarity(dmin).to(self.last_layer.weight.dtype))
         return ProtoPNetOutput(logits, dmin, d)
 
     def forward(self, x: torch.Tensor) -> ProtoPNetOutput:

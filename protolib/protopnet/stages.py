@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .. import config
+from ..similarity import log_similarity
 from .losses import protopnet_loss
 from .model import ProtoPNet, ProtoPNetOutput
 from .recipe import ProtoPNetRecipe
@@ -212,7 +213,7 @@ def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, ep
     if reuse_features:
         dmin, y = min_distances(model, train_set, recipe.test_batch_size, device, progress, recipe.amp)
         dataset = TensorDataset(dmin, y)
-        forward = lambda d: ProtoPNetOutput(model.last_layer(torch.log((d + 1) / (d + 1e-4))), d, d[:, :, None, None])
+        forward = lambda d: ProtoPNetOutput(model.last_layer(log_similarity(d)), d, d[:, :, None, None])
     set_trainable(model, backbone=False, add_on=False, prototypes=False, last_layer=True)
     model.add_on.eval()
     groups = [{"params": model.last_layer.parameters(), "lr": recipe.last_layer_lr}]
