@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from . import config, store
+from .inference import map_batches
 from .models import gap_split
 
 
@@ -54,14 +54,13 @@ def embed(
     device = config.get_device(device)
     model.to(device).eval()
     split = gap_split(model)
-    zs, logits, labels = [], [], []
-    loader = config.make_loader(dataset, batch_size, device)
-    for x, y in tqdm(loader, desc="embed", disable=not progress, leave=False):
-        z = split.pooled(x.to(device, non_blocking=True))
-        zs.append(z.float().cpu())
-        logits.append(split.head(z).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return Embeddings(torch.cat(zs), torch.cat(logits), torch.cat(labels))
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = split.pooled(x)
+        return z.float(), split.head(z).float()
+
+    (z, logits), labels = map_batches(run, dataset, batch_size, device, "embed", progress)
+    return Embeddings(z, logits, labels)
 
 
 fingerprint = store.fingerprint  # the data's content hash, kept here under its old name

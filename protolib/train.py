@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from . import config, data, store
 from ._checks import check_int, check_labels, check_number
+from .inference import map_batches
 from .models import build_model, weights_record
 
 
@@ -125,12 +126,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=No
     """Logits (N, C) and labels (N,) of ``dataset``, on the CPU."""
     device = config.get_device(device)
     model.to(device).eval()
-    logits, labels = [], []
-    for x, y in tqdm(_loader(dataset, batch_size, shuffle=False, device=device), desc="predict", disable=not progress,
-                     leave=False):
-        logits.append(model(x.to(device, non_blocking=True)).float().cpu())
-        labels.append(y)
-    return torch.cat(logits), torch.cat(labels)
+    return map_batches(lambda x: model(x).float(), dataset, batch_size, device, "predict", progress, seed=0)
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=None) -> float:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .. import config
+from ..inference import map_batches
 from ..similarity import log_similarity
 from .losses import protopnet_loss
 from .model import ProtoPNet, ProtoPNetOutput
@@ -129,12 +130,12 @@ def backbone_features(model: ProtoPNet, dataset: Dataset, batch_size: int = 100,
     """Backbone outputs (N, D_b, H', W') float32 and labels (N,) of ``dataset`` in order, on the CPU."""
     device = config.get_device(device)
     model.to(device).backbone.eval()
-    fs, ys = [], []
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="backbone", disable=not progress, leave=False):
+
+    def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
-            fs.append(model.backbone(x.to(device)).float().cpu())
-        ys.append(torch.as_tensor(y))
-    return torch.cat(fs), torch.cat(ys)
+            return model.backbone(x).float()
+
+    return map_batches(run, dataset, batch_size, device, "backbone", progress)
 
 
 def warm_up(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
@@ -191,12 +192,12 @@ def min_distances(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, dev
     """dmin (N, P) and labels (N,) of ``dataset`` in order, on the CPU (model in eval mode)."""
     device = config.get_device(device)
     model.to(device).eval()
-    ds, ys = [], []
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="distances", disable=not progress, leave=False):
+
+    def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
-            ds.append(model(x.to(device)).min_distances.float().cpu())
-        ys.append(torch.as_tensor(y))
-    return torch.cat(ds), torch.cat(ys)
+            return model(x).min_distances.float()
+
+    return map_batches(run, dataset, batch_size, device, "distances", progress)
 
 
 def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
