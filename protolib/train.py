@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from . import config, data, store
@@ -62,11 +62,6 @@ class TrainResult:
     meta: dict
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
-            device=None) -> DataLoader:
-    return config.make_loader(dataset, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last)
-
-
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -92,8 +87,8 @@ def fit(
         check_labels("train_set.targets", train_set.targets)
     device = config.get_device(device)
     model.to(device).train()
-    loader = _loader(train_set, recipe.batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > recipe.batch_size,
-                     device=device)
+    loader = config.make_loader(train_set, recipe.batch_size, device, shuffle=True, seed=seed,
+                                drop_last=len(train_set) > recipe.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * len(loader), eta_min=recipe.eta_min)
     loss_fn = nn.CrossEntropyLoss()

@@ -70,7 +70,7 @@ def set_trainable(model: ProtoPNet, backbone: bool, add_on: bool, prototypes: bo
     model.last_layer.train(last_layer)
 
 
-def _loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int | None = None) -> DataLoader:
+def _shuffled_loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int | None = None) -> DataLoader:
     """A shuffled loader seeded by ``seed``; ``workers`` (the recipe's) overrides :func:`protolib.config.loader_options`.
     Tensors already in memory (reused features) need no worker processes."""
     loader = config.make_loader(ds, batch_size, device, shuffle=True, seed=seed)
@@ -116,7 +116,7 @@ def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, se
         for e in range(first_epoch, first_epoch + epochs):
             for g, lr in zip(opt.param_groups, lr_at(e)):
                 g["lr"] = lr
-            loader = _loader(dataset or train_set, recipe.batch_size, seed * 100_003 + e, device, recipe.num_workers)
+            loader = _shuffled_loader(dataset or train_set, recipe.batch_size, seed * 100_003 + e, device, recipe.num_workers)
             stats = _epoch(model, loader, opt, recipe, device, f"{stage} epoch {e + 1}", progress, forward)
             result.history.append({"epoch": e + 1, "lr": [g["lr"] for g in opt.param_groups], **stats})
     result.seconds = time.perf_counter() - start

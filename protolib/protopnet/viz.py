@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from .._convert import dataset_image
 from .analysis import Explanation
 from .push import PushResult
 from .stages import StageResult
@@ -14,8 +15,7 @@ from .stages import StageResult
 
 def _image(dataset, i: int) -> np.ndarray:
     """Item ``i`` of a registry dataset as an (H, W, 3) array in [0, 1]."""
-    x, _ = dataset[int(i)]
-    return dataset.denormalize(x).permute(1, 2, 0).cpu().numpy()
+    return dataset_image(dataset, i).permute(1, 2, 0).cpu().numpy()
 
 
 def _box(ax, box, colour: str, style: str = "-") -> None:
