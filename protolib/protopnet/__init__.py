@@ -1,9 +1,10 @@
 """ProtoPNet (Chen et al., 2019), the paper's self-explainable baseline, stage by stage.
 
-Modules: ``model`` (network, distances, similarity), ``losses`` (cross-entropy, cluster,
+Modules: ``model`` (network, distances; the log-similarity is :mod:`protolib.similarity`), ``losses`` (cross-entropy, cluster,
 separation, L1), ``recipe`` (hyper-parameters and schedule), ``stages`` (warm-up, joint,
 last layer, evaluation), ``push`` (projection onto training patches, receptive fields),
-``cache`` (cached stage-by-stage runs), ``analysis`` ("this looks like that", alignment
+``schedule`` (the whole run, step by step, and the model it starts from), ``stage_cache`` (a
+checkpoint after every step), ``analysis`` ("this looks like that", alignment
 cosines), ``viz`` (figures).
 
 >>> from protolib import protopnet
@@ -12,7 +13,8 @@ cosines), ``viz`` (figures).
 """
 
 from .analysis import AlignmentCosines, Explanation, alignment_cosines, class_out_means, explain
-from .cache import ProtoPNetRun, RunState, StageCache, datasets_for, initial_model, load_or_train, run_schedule, run_step
+from .stage_cache import StageCache
+from .schedule import ProtoPNetRun, RunState, datasets_for, initial_model, load_or_train, run_schedule, run_step
 from .losses import Coefficients, LossTerms, cluster_cost, l1_wrong_class, protopnet_loss, separation_cost
 from .model import ProtoPNet, ProtoPNetOutput, build_protopnet, squared_distances
 from .push import (PushResult, ReceptiveField, cell_box, dataset_targets, high_activation_box, push_prototypes,

@@ -1,18 +1,15 @@
-"""Cached ProtoPNet runs: every stage's result is a checkpoint in the shared cache.
+"""Running a ProtoPNet: the steps of the recipe's schedule in order, each one cached.
 
-:class:`StageCache` keys the checkpoint after step k by everything that produced it (dataset,
-backbone and its initialisation, recipe, seed) and by the names of steps 1..k, so a run that
-stops half-way resumes from its last finished stage, and two notebooks asking for the same run
-share it (file lock, atomic write: :func:`protolib.store.load_or_build`). The key holds the
-content fingerprints of the train, push and test sets, so new data files start a new run.
+:func:`run_step` runs (or loads from a :class:`~protolib.protopnet.stage_cache.StageCache`) one
+step of :meth:`ProtoPNetRecipe.schedule`; :func:`run_schedule` runs them all; :func:`initial_model`
+builds the starting model and the cache key that describes it; :func:`load_or_train` does the
+whole run for a dataset and a profile.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,41 +18,8 @@ from .. import train as cnn_train
 from .model import ProtoPNet
 from .push import PushResult, push_prototypes
 from .recipe import ProtoPNetRecipe, Step, recipe_for
+from .stage_cache import StageCache
 from .stages import StageResult, joint, last_layer, warm_up
-
-
-class StageCache:
-    """Load-or-run for the successive stages of one ProtoPNet run on ``model``.
-
-    ``key`` holds everything that determines the run besides the step names (JSON-able values).
-    :meth:`run` either loads the state after the step into ``model`` or runs ``fn`` (which trains
-    ``model`` in place and returns a JSON-able / tensor dict), saves, and returns that dict.
-    """
-
-    def __init__(self, model: ProtoPNet, key: dict, label: str = "protopnet", cache_dir: str | Path | None = None):
-        self.model, self.key, self.label = model, dict(key), label
-        self.root = Path(cache_dir) if cache_dir is not None else config.cache_root() / "protopnet"
-        self.steps: list[str] = []
-        self.last_from_cache = False
-
-    def path(self, steps: list[str]) -> Path:
-        """Checkpoint file of the state after ``steps``."""
-        key = store.key("protopnet", **self.key, steps=steps)
-        return self.root / f"{self.label}-{len(steps):02d}-{steps[-1]}-{key}.pt"
-
-    def run(self, name: str, fn: Callable[[], dict]) -> dict:
-        steps = self.steps + [name]
-
-        def build() -> dict:
-            meta = fn()
-            return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "meta": meta}
-
-        with torch.random.fork_rng():
-            ckpt, self.last_from_cache = store.load_or_build(self.path(steps), build)
-        if self.last_from_cache:
-            self.model.load_state_dict(ckpt["state_dict"])
-        self.steps = steps
-        return ckpt["meta"]
 
 
 @dataclass
