@@ -1,11 +1,11 @@
 """ProtoPNet (Chen et al., 2019), the paper's self-explainable baseline, stage by stage.
 
-Modules: ``model`` (network, distances; the log-similarity is :mod:`protolib.similarity`), ``losses`` (cross-entropy, cluster,
-separation, L1), ``recipe`` (hyper-parameters and schedule), ``stages`` (warm-up, joint,
-last layer, evaluation), ``push`` (projection onto training patches, receptive fields),
-``schedule`` (the whole run, step by step, and the model it starts from), ``stage_cache`` (a
-checkpoint after every step), ``analysis`` ("this looks like that", alignment
-cosines), ``viz`` (figures).
+Modules: ``model`` (network, distances; the log-similarity is :mod:`protolib.similarity`),
+``losses`` (cross-entropy, cluster, separation, L1), ``recipe`` (hyper-parameters and schedule),
+``stages`` (warm-up, joint, last layer, evaluation), ``push`` (projection onto training patches,
+receptive fields), ``schedule`` (the whole run, step by step, and the model it starts from),
+``stage_cache`` (a checkpoint after every step), ``analysis`` ("this looks like that",
+alignment cosines), ``viz`` (figures).
 
 >>> from protolib import protopnet
 >>> run = protopnet.load_or_train("digits")            # doctest: +SKIP
