@@ -88,12 +88,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str | None = None, epochs: int | None = None) -> Profile:
+def get_profile(name: str | Profile | None = None, epochs: int | None = None) -> Profile:
     """The profile named, else the one in ``$PROTOLIB_PROFILE``, else ``quick``.
 
     ``epochs`` (else ``$PROTOLIB_EPOCHS``) replaces every dataset's epochs, e.g. 1 for a smoke
-    run of the paper profile; the profile itself is left as it is.
+    run of the paper profile; the profile itself is left as it is. A :class:`Profile` is already
+    resolved: it comes back unchanged (with ``epochs`` applied when given), so an entry point
+    resolves the profile once and hands the object down.
     """
+    if isinstance(name, Profile):
+        return name if epochs is None else replace(name, epochs_override=epochs)
     name = (name or os.environ.get(PROFILE_ENV) or "quick").strip().lower()
     if name not in PROFILES:
         raise ValueError(
@@ -216,7 +220,7 @@ def conv_eps(device: str | torch.device | None = None) -> float:
     return torch.finfo(torch.float32).eps
 
 
-def describe(profile: str | None = None) -> str:
+def describe(profile: str | Profile | None = None) -> str:
     """One block of text to print at the top of every chapter."""
     p = get_profile(profile)
     dev = get_device()
@@ -245,7 +249,7 @@ def weights_note() -> str:
     return f"ImageNet weights from {file}"
 
 
-def show(profile: str | None = None) -> Profile:
+def show(profile: str | Profile | None = None) -> Profile:
     """Print :func:`describe` and return the active profile (first cell of each chapter)."""
     print(describe(profile))
     return get_profile(profile)

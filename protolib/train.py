@@ -143,7 +143,7 @@ def cache_key(**fields) -> str:
 def load_or_train(
     dataset: str,
     arch: str | None = None,
-    profile: str | None = None,
+    profile: str | config.Profile | None = None,
     seed: int = 0,
     recipe: Recipe | None = None,
     pretrained: bool | None = None,

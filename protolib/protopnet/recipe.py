@@ -83,7 +83,7 @@ class ProtoPNetRecipe:
 QUICK = dict(dim=128, warm_epochs=10, epochs=12, push_every=12, last_layer_epochs=20)
 
 
-def recipe_for(profile: str | None = None, dataset: str | None = None, **overrides) -> ProtoPNetRecipe:
+def recipe_for(profile: str | config.Profile | None = None, dataset: str | None = None, **overrides) -> ProtoPNetRecipe:
     """The recipe of a profile, with M = the profile's prototypes per class for ``dataset``
     (5, and 10 for CUB, as KMEx's K/C).
 

@@ -90,7 +90,7 @@ class ProtoPNetRun:
         return [v for v in self.state.results.values() if isinstance(v, PushResult)][-1]
 
 
-def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = None, seed: int = 0,
+def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | config.Profile | None = None, seed: int = 0,
                 init: str | None = None, device=None, progress: bool = True) -> tuple[ProtoPNet, dict]:
     """A fresh ProtoPNet for ``dataset`` and the cache key fields describing it.
 
@@ -102,7 +102,7 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
     init = init or ("cnn" if prof.name == "quick" else "imagenet")
     spec = data.get_spec(dataset)
     if init == "cnn":
-        res = cnn_train.load_or_train(dataset, profile=prof.name, seed=seed, device=device, progress=progress)
+        res = cnn_train.load_or_train(dataset, profile=prof, seed=seed, device=device, progress=progress)
         cnn, origin = copy.deepcopy(res.model).cpu(), {"cnn": res.path.name, "cnn_test_accuracy": res.meta["test_accuracy"]}
     elif init == "imagenet":
         cnn, origin = None, {"weights": models.weights_record(prof.arch)}
@@ -115,14 +115,14 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
         if cnn is None:
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
         model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.k_per_class, recipe.dim)
-    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof.name)))
+    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof)))
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
            "recipe": recipe.key_fields(), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
            "data": {name: store.fingerprint(split) for name, split in splits.items()}}
     return model, key
 
 
-def datasets_for(dataset: str, profile: str | None = None, **options):
+def datasets_for(dataset: str, profile: str | config.Profile | None = None, **options):
     """(train, push, test) sets: the train set augments in the paper profile (for CUB: online flip +
     affine on bounding-box crops, in place of the reference's offline Augmentor copies); push and
     test never do. In the quick profile, and for datasets whose recipe has no augmentation
@@ -135,14 +135,16 @@ def datasets_for(dataset: str, profile: str | None = None, **options):
     return train, push, data.load(dataset, "test", **options)
 
 
-def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recipe: ProtoPNetRecipe | None = None,
-                  init: str | None = None, device=None, progress: bool = True, **data_options) -> ProtoPNetRun:
+def load_or_train(dataset: str, profile: str | config.Profile | None = None, seed: int = 0,
+                  recipe: ProtoPNetRecipe | None = None, init: str | None = None, device=None, progress: bool = True,
+                  **data_options) -> ProtoPNetRun:
     """The whole schedule for ``dataset`` under ``profile``, every stage cached; model in eval mode."""
-    recipe = recipe or recipe_for(profile, dataset)
-    model, key = initial_model(dataset, recipe, profile, seed, init, device, progress)
-    train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
+    prof, device = config.get_profile(profile), config.get_device(device)
+    recipe = recipe or recipe_for(prof, dataset)
+    model, key = initial_model(dataset, recipe, prof, seed, init, device, progress)
+    train_set, push_set, _ = datasets_for(dataset, prof, **data_options)
     if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
         key["data_options"] = data_options
     cache = StageCache(model, key, label=f"{dataset}-{key['arch']}-{key['profile']}-seed{seed}")
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
-    return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)
+    return ProtoPNetRun(model.to(device).eval(), recipe, state, key)
