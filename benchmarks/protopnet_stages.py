@@ -33,7 +33,7 @@ def main() -> None:
     device = config.get_device(args.device)
     ds = Subset(data.load("birds", "train"), range(args.images))
     recipe = protopnet.recipe_for("quick", "birds")
-    model = protopnet.build_protopnet("resnet18", 20, recipe.per_class, recipe.dim).to(device)
+    model = protopnet.build_protopnet("resnet18", 20, recipe.k_per_class, recipe.dim).to(device)
     n = len(ds)
     stages = {
         "warm-up": lambda e, r: protopnet.warm_up(model, ds, recipe, epochs=e, device=device, progress=False,
@@ -41,7 +41,7 @@ def main() -> None:
         "last layer": lambda e, r: protopnet.last_layer(model, ds, recipe, epochs=e, device=device, progress=False,
                                                         reuse_features=r),
     }
-    print(f"{n} birds images (64 px), ResNet18, M={recipe.per_class}, D={recipe.dim}, device {device}, "
+    print(f"{n} birds images (64 px), ResNet18, M={recipe.k_per_class}, D={recipe.dim}, device {device}, "
           f"{torch.get_num_threads()} threads")
     for name, fn in {"joint": lambda: protopnet.joint(model, ds, recipe, epochs=1, device=device, progress=False),
                      "push": lambda: protopnet.push_prototypes(model, ds, recipe.push_batch_size, device,

@@ -43,9 +43,9 @@ def measure(push_source: str | None, images: int, batch_size: int) -> dict:
         exec(compile(Path(push_source).read_text(), push_source, "exec"), module.__dict__)
         push_module = module
     torch.manual_seed(0)
-    classes, per_class, size = 200, 10, 224
-    model = build_protopnet("resnet34", classes, per_class, 128).eval()
-    P = classes * per_class
+    classes, k_per_class, size = 200, 10, 224
+    model = build_protopnet("resnet34", classes, k_per_class, 128).eval()
+    P = classes * k_per_class
     x = torch.randn(images, 3, size, size)
     push_set = torch.utils.data.TensorDataset(x, torch.arange(images) % classes)
     # prototype j pushed onto image j % images, at cell (j % 7, j // 7 % 7): every image holds P/images prototypes

@@ -48,7 +48,7 @@ class Profile:
     arch: str
     pretrained: bool
     epochs: dict[str, int]
-    prototypes_per_class: dict[str, int]
+    k_per_class_by_dataset: dict[str, int]
     runs: int
     batch_size: int = 128
     description: str = ""
@@ -62,7 +62,7 @@ class Profile:
         return self.epochs.get(dataset, self.epochs["default"])
 
     def k_per_class(self, dataset: str) -> int:
-        return self.prototypes_per_class.get(dataset, self.prototypes_per_class["default"])
+        return self.k_per_class_by_dataset.get(dataset, self.k_per_class_by_dataset["default"])
 
 
 PROFILES: dict[str, Profile] = {
@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         arch="resnet18",
         pretrained=False,
         epochs={"default": 4, "digits": 12, "mnist": 3, "stl10": 8, "cub200": 8, "birds": 8},
-        prototypes_per_class={"default": 5, "cub200": 10},
+        k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=1,
         description="ResNet18 from scratch, few epochs, one run: minutes on a 2-core CPU",
     ),
@@ -81,19 +81,23 @@ PROFILES: dict[str, Profile] = {
         pretrained=True,
         # KMEx: 10 epochs by default, 30 for STL-10; CUB is our choice (the reference has no recipe).
         epochs={"default": 10, "stl10": 30, "cub200": 30},
-        prototypes_per_class={"default": 5, "cub200": 10},
+        k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=5,
         description="ImageNet ResNet34, KMEx recipe, five runs: expects a GPU and full data",
     ),
 }
 
 
-def get_profile(name: str | None = None, epochs: int | None = None) -> Profile:
+def get_profile(name: str | Profile | None = None, epochs: int | None = None) -> Profile:
     """The profile named, else the one in ``$PROTOLIB_PROFILE``, else ``quick``.
 
     ``epochs`` (else ``$PROTOLIB_EPOCHS``) replaces every dataset's epochs, e.g. 1 for a smoke
-    run of the paper profile; the profile itself is left as it is.
+    run of the paper profile; the profile itself is left as it is. A :class:`Profile` is already
+    resolved: it comes back unchanged (with ``epochs`` applied when given), so an entry point
+    resolves the profile once and hands the object down.
     """
+    if isinstance(name, Profile):
+        return name if epochs is None else replace(name, epochs_override=epochs)
     name = (name or os.environ.get(PROFILE_ENV) or "quick").strip().lower()
     if name not in PROFILES:
         raise ValueError(
@@ -216,7 +220,7 @@ def conv_eps(device: str | torch.device | None = None) -> float:
     return torch.finfo(torch.float32).eps
 
 
-def describe(profile: str | None = None) -> str:
+def describe(profile: str | Profile | None = None) -> str:
     """One block of text to print at the top of every chapter."""
     p = get_profile(profile)
     dev = get_device()
@@ -245,7 +249,7 @@ def weights_note() -> str:
     return f"ImageNet weights from {file}"
 
 
-def show(profile: str | None = None) -> Profile:
+def show(profile: str | Profile | None = None) -> Profile:
     """Print :func:`describe` and return the active profile (first cell of each chapter)."""
     print(describe(profile))
     return get_profile(profile)

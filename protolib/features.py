@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from . import config, store
-from .models import split_gap_linear
+from .inference import map_batches
+from .models import gap_split
 
 
 @dataclass
@@ -53,15 +53,14 @@ def embed(
         raise ValueError("dataset is empty: it holds no image to embed")
     device = config.get_device(device)
     model.to(device).eval()
-    split = split_gap_linear(model)
-    zs, logits, labels = [], [], []
-    loader = config.make_loader(dataset, batch_size, device)
-    for x, y in tqdm(loader, desc="embed", disable=not progress, leave=False):
-        z = split.pooled(x.to(device, non_blocking=True))
-        zs.append(z.float().cpu())
-        logits.append(split.head(z).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return Embeddings(torch.cat(zs), torch.cat(logits), torch.cat(labels))
+    split = gap_split(model)
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = split.pooled(x)
+        return z.float(), split.head(z).float()
+
+    (z, logits), labels = map_batches(run, dataset, batch_size, device, "embed", progress)
+    return Embeddings(z, logits, labels)
 
 
 fingerprint = store.fingerprint  # the data's content hash, kept here under its old name

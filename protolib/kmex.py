@@ -28,7 +28,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-EPS = 1e-4  # the epsilon of the KMEx / ProtoPNet log-similarity
 
 
 class SmallClassWarning(UserWarning):
@@ -40,11 +39,6 @@ def squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     X, P = np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)
     d2 = (X * X).sum(1)[:, None] + (P * P).sum(1)[None, :] - 2.0 * X @ P.T
     return np.maximum(d2, 0.0)
-
-
-def log_similarity(d2: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """KMEx / ProtoPNet similarity log((d^2 + 1) / (d^2 + eps)): decreasing in d, in (0, log 1/eps]."""
-    return np.log((d2 + 1.0) / (d2 + eps))
 
 
 def _first_max_is(values: np.ndarray, column: np.ndarray) -> None:
@@ -73,15 +67,15 @@ def distance_scale(mean_sq_to_prototype: float, X: np.ndarray) -> float:
 class KMExClassifier(ClassifierMixin, BaseEstimator):
     """Nearest-prototype classifier with class-wise k-means prototypes (KMEx).
 
-    For each class c, k-means with ``n_prototypes_per_class`` clusters is run on the training
+    For each class c, k-means with ``k_per_class`` clusters is run on the training
     samples of that class; the centroids are the prototypes of c. A sample is assigned the
     class of its nearest prototype (Euclidean distance).
 
     Parameters
     ----------
-    n_prototypes_per_class : int, default=5
+    k_per_class : int, default=5
         K/C, the number of prototypes of each class. A class with fewer samples n_c gets
-        ``min(n_prototypes_per_class, n_c)`` prototypes and a :class:`SmallClassWarning`.
+        ``min(k_per_class, n_c)`` prototypes and a :class:`SmallClassWarning`.
     init : {"k-means++", "random"}, default="k-means++"
         Initialisation of each class's k-means (see :class:`sklearn.cluster.KMeans`).
     n_init : int, default=10
@@ -103,7 +97,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         The prototypes (float64), stacked class by class in the order of ``classes_``.
     prototype_labels_ : ndarray of shape (n_prototypes,)
         The class label of each prototype.
-    n_prototypes_per_class_ : ndarray of shape (n_classes,)
+    k_per_class_ : ndarray of shape (n_classes,)
         How many prototypes each class received.
     prototype_counts_ : ndarray of shape (n_prototypes,)
         Number of training samples in each prototype's k-means cluster (within its class).
@@ -120,7 +114,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     sklearn.neighbors.NearestCentroid : the special case of one prototype per class
-        (the class mean), which ``n_prototypes_per_class=1`` reproduces.
+        (the class mean), which ``k_per_class=1`` reproduces.
 
     Notes
     -----
@@ -137,7 +131,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
       overflows or underflows into NaN, and the predicted class always has score 0 and the
       largest probability (where two classes are within float precision of each other, the
       predicted one is raised by one unit in the last place so that argmax agrees);
-    * the KMEx reference's log-similarity log((d^2 + 1) / (d^2 + 1e-4)) (:func:`log_similarity`)
+    * the KMEx reference's log-similarity log((d^2 + 1) / (d^2 + 1e-4)) (:func:`protolib.similarity.log_similarity`)
       is about 1 / d^2 once d^2 >> 1, so on real embeddings every class scores nearly 0 and its
       softmax is nearly uniform (the mean largest probability was 0.10 on ten digit classes),
       and far from the data float rounding reorders the classes.
@@ -152,7 +146,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     >>> from protolib.kmex import KMExClassifier
     >>> X = np.array([[0., 0.], [0., 1.], [10., 0.], [10., 1.], [0., 20.], [10., 20.]])
     >>> y = np.array([0, 0, 0, 0, 1, 1])
-    >>> clf = KMExClassifier(n_prototypes_per_class=2, n_init=3, random_state=0).fit(X, y)
+    >>> clf = KMExClassifier(k_per_class=2, n_init=3, random_state=0).fit(X, y)
     >>> clf.prototypes_[np.argsort(clf.prototypes_[:, 0] + 100 * clf.prototype_labels_)]
     array([[ 0. ,  0.5],
            [10. ,  0.5],
@@ -162,9 +156,9 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     array([0, 1])
     """
 
-    def __init__(self, n_prototypes_per_class=5, *, init="k-means++", n_init=10, max_iter=300,
+    def __init__(self, k_per_class=5, *, init="k-means++", n_init=10, max_iter=300,
                  tol=1e-4, random_state=None):
-        self.n_prototypes_per_class = n_prototypes_per_class
+        self.k_per_class = k_per_class
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
@@ -172,7 +166,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     _parameter_constraints: dict = {
-        "n_prototypes_per_class": [Interval(Integral, 1, None, closed="left")],
+        "k_per_class": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"k-means++", "random"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -181,11 +175,11 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
     }
 
     def _fit_class(self, Xc: np.ndarray, label) -> KMeans:
-        k = min(self.n_prototypes_per_class, len(Xc))
-        if k < self.n_prototypes_per_class:
+        k = min(self.k_per_class, len(Xc))
+        if k < self.k_per_class:
             warnings.warn(
                 f"class {label} has {len(Xc)} training samples, fewer than "
-                f"n_prototypes_per_class={self.n_prototypes_per_class}; it gets {k} prototypes",
+                f"k_per_class={self.k_per_class}; it gets {k} prototypes",
                 SmallClassWarning, stacklevel=3,
             )
         km = KMeans(n_clusters=k, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
@@ -224,7 +218,7 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         self.prototypes_ = np.concatenate(protos).astype(np.float64)
         self._prototype_class_index = np.concatenate(labels)
         self.prototype_labels_ = self.classes_[self._prototype_class_index]
-        self.n_prototypes_per_class_ = np.array([len(p) for p in protos])
+        self.k_per_class_ = np.array([len(p) for p in protos])
         self.prototype_counts_ = np.concatenate(counts)
         self.inertia_ = np.array(inertia, dtype=np.float64)
         self.n_iter_ = np.array(n_iter)
@@ -246,10 +240,10 @@ class KMExClassifier(ClassifierMixin, BaseEstimator):
         class index of ``predict`` (n_samples,), from one distance matrix."""
         d2 = self.distances(X)
         nearest = self._prototype_class_index[d2.argmin(1)]
-        per_class = np.full((len(d2), len(self.classes_)), np.inf)
+        class_d2 = np.full((len(d2), len(self.classes_)), np.inf)
         for c in range(len(self.classes_)):
-            per_class[:, c] = d2[:, self._prototype_class_index == c].min(1)
-        scores = -(per_class - per_class[np.arange(len(d2)), nearest][:, None]) / self.distance_scale_
+            class_d2[:, c] = d2[:, self._prototype_class_index == c].min(1)
+        scores = -(class_d2 - class_d2[np.arange(len(d2)), nearest][:, None]) / self.distance_scale_
         return scores, nearest
 
     def decision_function(self, X) -> np.ndarray:
@@ -327,4 +321,4 @@ def inspect_prototypes(clf: KMExClassifier, X, y, n_neighbours: int = 5) -> Prot
 
 
 __all__ = ["KMExClassifier", "PrototypeInspection", "SmallClassWarning", "distance_scale", "inspect_prototypes",
-           "log_similarity", "squared_distances"]
+           "squared_distances"]

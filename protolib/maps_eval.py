@@ -21,7 +21,7 @@ QUICK_IMAGES_PER_CLASS = 30   # as many training images as CUB has per class
 QUICK_EVAL_TRAIN = 600
 
 
-def budget(profile: str | None = None) -> tuple[int | None, int | None]:
+def budget(profile: str | config.Profile | None = None) -> tuple[int | None, int | None]:
     """(images_per_class, eval_train) of a profile: (30, 600) in ``quick``, everything otherwise."""
     quick = config.get_profile(profile).name == "quick"
     return (QUICK_IMAGES_PER_CLASS, QUICK_EVAL_TRAIN) if quick else (None, None)

@@ -24,15 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._convert import to_numpy
+
 EPS = 1e-12
 
 
 def _as_tensor(x, dtype=torch.float64) -> torch.Tensor:
     return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +66,7 @@ def alignment_cosines(prototypes, prototype_labels, z, y) -> Alignment:
     """
     P = _as_tensor(prototypes)
     Z = _as_tensor(z).to(P.device)
-    labels_p, labels_z = _np(prototype_labels), _np(y)
+    labels_p, labels_z = to_numpy(prototype_labels), to_numpy(y)
     if P.ndim != 2 or Z.ndim != 2 or P.shape[1] != Z.shape[1]:
         raise ValueError(f"prototypes (K, D) and z (N, D) must share D; got {tuple(P.shape)} and {tuple(Z.shape)}")
     if len(labels_p) != len(P) or len(labels_z) != len(Z):
@@ -98,7 +96,7 @@ def rescale_to_class_norm(prototypes, prototype_labels, z, y) -> torch.Tensor:
     """
     P = _as_tensor(prototypes)
     norms = _as_tensor(z).to(P.device).norm(dim=1)
-    labels_p, labels_z = _np(prototype_labels), _np(y)
+    labels_p, labels_z = to_numpy(prototype_labels), to_numpy(y)
     if missing := set(labels_p.tolist()) - set(labels_z.tolist()):
         raise ValueError(f"classes {sorted(missing)} of the prototypes are absent from y")
     scale = torch.stack([norms[torch.as_tensor(labels_z == lab, device=P.device)].mean() for lab in labels_p])
@@ -115,8 +113,8 @@ def neighbour_agreement(prototypes, prototype_labels, z, y, n_neighbours: int = 
     """
     P = _as_tensor(prototypes)
     Z = _as_tensor(z).to(P.device)
-    labels_z = torch.as_tensor(_np(y), device=P.device)
-    labels_p = torch.as_tensor(_np(prototype_labels), device=P.device)
+    labels_z = torch.as_tensor(to_numpy(y), device=P.device)
+    labels_p = torch.as_tensor(to_numpy(prototype_labels), device=P.device)
     if not 1 <= n_neighbours <= len(Z):
         raise ValueError(f"n_neighbours must be in [1, {len(Z)}], got {n_neighbours}")
     idx = torch.cdist(P, Z).topk(n_neighbours, dim=1, largest=False).indices     # (K, n)
@@ -125,7 +123,7 @@ def neighbour_agreement(prototypes, prototype_labels, z, y, n_neighbours: int = 
 
 def accuracy(y_true, y_pred) -> float:
     """Plain top-1 accuracy in percent (no Hungarian matching, unlike the KMEx code)."""
-    y_true, y_pred = _np(y_true), _np(y_pred)
+    y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
         raise ValueError("y_true and y_pred must be non-empty 1-d arrays of one length; "
                          f"got {y_true.shape} and {y_pred.shape}")

@@ -163,6 +163,36 @@ def split_gap_linear(model: nn.Module) -> GAPSplit:
     return GAPSplit(encoder=encoder, head=model.get_submodule(last.target), head_name=last.target)
 
 
+_SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
+
+
+def _split_is_current(model: nn.Module, split: GAPSplit) -> bool:
+    """Whether every layer and tensor ``split`` uses is still the one at that name in ``model``."""
+    if _get(model, split.head_name) is not split.head:
+        return False
+    return all(_get(model, n.target) is _get(split.encoder, n.target)
+               for n in split.encoder.graph.nodes if n.op in ("call_module", "get_attr"))
+
+
+def _get(module: nn.Module, name: str):
+    try:
+        return operator.attrgetter(name)(module) if name else module
+    except AttributeError:
+        return None
+
+
+def gap_split(model: nn.Module) -> GAPSplit:
+    """:func:`split_gap_linear` of ``model``, traced once per model object (tracing takes seconds).
+
+    The split shares the model's layers, so later weight updates and ``train()`` / ``eval()`` are
+    seen; it is traced again when a layer of the model was replaced (e.g. a new head). The cache
+    holds the model weakly: it does not keep a model alive.
+    """
+    split = _SPLITS.get(model)
+    if split is None or not _split_is_current(model, split):
+        split = _SPLITS[model] = split_gap_linear(model)
+    return split
+
 WEIGHTS = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
     "resnet34": "ResNet34_Weights.IMAGENET1K_V1",

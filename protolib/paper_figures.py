@@ -79,10 +79,11 @@ def figure1_data(present: Sequence[str]) -> FigureData:
                          if name == "birds" else ""))
 
 
-def figure2(choice: FigureData, profile: str | None = None, seed: int = 0, max_points_per_class: int | None = 100):
+def figure2(choice: FigureData, profile: str | config.Profile | None = None, seed: int = 0,
+            max_points_per_class: int | None = 100):
     """Figure 2 on ``choice``: returns (figure, :class:`protolib.viz.PrototypeUMAP`)."""
     prof = config.get_profile(profile)
-    trained = train.load_or_train(choice.dataset, profile=prof.name, seed=seed)
+    trained = train.load_or_train(choice.dataset, profile=prof, seed=seed)
     tr = features.embed_cached(trained, choice.dataset, "train")
     te = features.embed_cached(trained, choice.dataset, "test")
     clf = KMExClassifier(paper.KMEX_TABLE_K, n_init=10, random_state=seed).fit(tr.z.double().numpy(), tr.labels.numpy())
@@ -95,12 +96,12 @@ def figure2(choice: FigureData, profile: str | None = None, seed: int = 0, max_p
     return plot_prototype_umap(res, class_names=_class_names(choice.dataset), title=title), res
 
 
-def figure1(choice: FigureData, profile: str | None = None, seed: int = 0):
+def figure1(choice: FigureData, profile: str | config.Profile | None = None, seed: int = 0):
     """Figure 1 on ``choice``: returns (figure, test image index, explainers)."""
     prof = config.get_profile(profile)
-    trained = train.load_or_train(choice.dataset, profile=prof.name, seed=seed)
+    trained = train.load_or_train(choice.dataset, profile=prof, seed=seed)
     train_set, test_set = data.load(choice.dataset, "train"), data.load(choice.dataset, "test")
-    images, _ = maps_eval.budget(prof.name)
+    images, _ = maps_eval.budget(prof)
     explainers, _ = maps_eval.fit_maps(trained, train_set, prof.k_per_class(choice.dataset), images, seed)
     targets = torch.as_tensor(test_set.targets)
     pool = torch.arange(len(test_set)) if not choice.classes else torch.nonzero(

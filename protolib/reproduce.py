@@ -31,7 +31,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -70,7 +70,7 @@ class Settings:
     protopnet_init: str | None = None
 
     @classmethod
-    def for_profile(cls, profile: str, **overrides) -> "Settings":
+    def for_profile(cls, profile: str | config.Profile, **overrides) -> "Settings":
         images, evaluated = maps_eval.budget(profile)
         return cls(**{"images_per_class": images, "eval_train": evaluated, **overrides})
 
@@ -100,7 +100,8 @@ def git_commit() -> str:
 class Job:
     """The shared, lazily loaded inputs of the steps of one (dataset, seed)."""
 
-    def __init__(self, dataset: str, seed: int, profile: str, settings: Settings, device=None, progress: bool = True):
+    def __init__(self, dataset: str, seed: int, profile: str | config.Profile, settings: Settings, device=None,
+                 progress: bool = True):
         self.dataset, self.seed, self.profile = dataset, seed, config.get_profile(profile)
         self.settings, self.device, self.progress = settings, config.get_device(device), progress
         self._cache: dict = {}
@@ -112,7 +113,7 @@ class Job:
 
     @property
     def trained(self) -> train.TrainResult:
-        return self._get("trained", lambda: train.load_or_train(self.dataset, profile=self.profile.name, seed=self.seed,
+        return self._get("trained", lambda: train.load_or_train(self.dataset, profile=self.profile, seed=self.seed,
                                                                 device=self.device, progress=self.progress))
 
     def split(self, name: str):
@@ -175,10 +176,10 @@ def step_maps(job: Job) -> tuple[list[dict], dict]:
 
 def step_protopnet(job: Job) -> tuple[list[dict], dict]:
     """ProtoPNet (the profile's recipe): train / test accuracy, mean-latent cosines on the test split."""
-    recipe = protopnet.recipe_for(job.profile.name, job.dataset, **job.settings.protopnet)
-    run = protopnet.load_or_train(job.dataset, job.profile.name, job.seed, recipe=recipe,
+    recipe = protopnet.recipe_for(job.profile, job.dataset, **job.settings.protopnet)
+    run = protopnet.load_or_train(job.dataset, job.profile, job.seed, recipe=recipe,
                                   init=job.settings.protopnet_init, device=job.device, progress=job.progress)
-    _, push_set, test_set = protopnet.datasets_for(job.dataset, job.profile.name)
+    _, push_set, test_set = protopnet.datasets_for(job.dataset, job.profile)
     bs = recipe.test_batch_size
     acc_tr = protopnet.evaluate(run.model, push_set, bs, job.device).accuracy
     acc_te = protopnet.evaluate(run.model, test_set, bs, job.device).accuracy
@@ -186,7 +187,7 @@ def step_protopnet(job: Job) -> tuple[list[dict], dict]:
     seconds = sum(r.seconds for r in run.state.results.values() if isinstance(r, protopnet.StageResult))
     return ([_m(1, "ProtoPNet", "class", cos.class_), _m(1, "ProtoPNet", "out", cos.out),
              _m(2, "ProtoPNet", "train", acc_tr), _m(2, "ProtoPNet", "test", acc_te)],
-            {"k_per_class": recipe.per_class, "recipe": asdict(recipe), "init": run.key["init"],
+            {"k_per_class": recipe.k_per_class, "recipe": recipe.key_fields(), "init": run.key["init"],
              "stage_seconds": seconds})
 
 
@@ -196,7 +197,7 @@ STEP_FUNCTIONS: dict[str, Callable[[Job], tuple[list[dict], dict]]] = {
 
 # --- persistence ---------------------------------------------------------------------------
 
-def step_key(profile: str, dataset: str, seed: int, step: str, settings: Settings,
+def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, settings: Settings,
              data_content: Sequence[str] | None = None) -> dict:
     """Everything that makes a step's numbers (a stored step with another key is recomputed).
 
@@ -218,7 +219,7 @@ def step_key(profile: str, dataset: str, seed: int, step: str, settings: Setting
         key.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
                    eval_train=settings.eval_train)
     if step == "protopnet":
-        key["recipe"] = asdict(protopnet.recipe_for(prof.name, dataset, **settings.protopnet))
+        key["recipe"] = protopnet.recipe_for(prof, dataset, **settings.protopnet).key_fields()
         key["init"] = settings.protopnet_init
     return json.loads(json.dumps(key, default=str))
 
@@ -290,7 +291,7 @@ def check_datasets(datasets: Sequence[str]) -> None:
         data.load(name, "test")           # absent files: DatasetNotFoundError with how to get them
 
 
-def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str | Path | None = None,
+def run(datasets: Sequence[str], runs: int, profile: str | config.Profile | None = None, out: str | Path | None = None,
         steps: Sequence[str] = STEPS, settings: Settings | None = None, device=None, progress: bool = True,
         keep_going: bool = True) -> Outcome:
     """Run (or resume) the protocol on ``datasets`` for runs 0..runs-1; returns the stored results.
@@ -300,7 +301,7 @@ def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str
     next (dataset, seed) goes on (the later steps of the failed one are skipped); otherwise it raises.
     """
     prof = config.get_profile(profile)
-    settings = settings or Settings.for_profile(prof.name)
+    settings = settings or Settings.for_profile(prof)
     out = Path(out) if out is not None else config.cache_root() / "reproduce"
     unknown = [s for s in steps if s not in STEP_FUNCTIONS]
     if unknown or runs < 1:
@@ -315,11 +316,11 @@ def run(datasets: Sequence[str], runs: int, profile: str | None = None, out: str
         bar.set_postfix_str(f"{dataset} seed {seed} {step}")
         if any(k[:2] == (dataset, seed) for k in failed):
             continue
-        key = step_key(prof.name, dataset, seed, step, settings, content[dataset])
+        key = step_key(prof, dataset, seed, step, settings, content[dataset])
         path = step_path(out, prof.name, dataset, seed, step)
         stored = load_step(path, key)
         if stored is None:
-            job = jobs.setdefault((dataset, seed), Job(dataset, seed, prof.name, settings, device, progress))
+            job = jobs.setdefault((dataset, seed), Job(dataset, seed, prof, settings, device, progress))
             start = time.perf_counter()
             try:
                 metrics, info = STEP_FUNCTIONS[step](job)
@@ -344,7 +345,8 @@ def _rows(stored: dict, step: str) -> list[dict]:
     return [{**stored["provenance"], "step": step, "run": stored["provenance"]["seed"], **m} for m in stored["metrics"]]
 
 
-def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | None = None, out: str | Path | None = None,
+def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | config.Profile | None = None,
+         out: str | Path | None = None,
          steps: Sequence[str] = STEPS, settings: Settings | None = None) -> tuple[list[dict], list[tuple[str, int, str]]]:
     """The stored results of ``runs`` (a count, or run indices) in ``out``, computing nothing.
 
@@ -352,7 +354,7 @@ def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | None
     made with other settings or data (its key differs), e.g. a record made by older code.
     """
     prof = config.get_profile(profile)
-    settings = settings or Settings.for_profile(prof.name)
+    settings = settings or Settings.for_profile(prof)
     out = Path(out) if out is not None else config.cache_root() / "reproduce"
     indices = range(runs) if isinstance(runs, int) else runs
     results, missing = [], []
@@ -361,7 +363,7 @@ def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | None
         for seed in map(seed_for, indices):
             for step in steps:
                 stored = load_step(step_path(out, prof.name, dataset, seed, step),
-                                   step_key(prof.name, dataset, seed, step, settings, content))
+                                   step_key(prof, dataset, seed, step, settings, content))
                 if stored is None:
                     missing.append((dataset, seed, step))
                 else:
@@ -565,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prof = config.get_profile(args.profile)
         datasets = args.datasets or [d for d in ALL_DATASETS if data.is_available(d)]
         runs = args.runs or prof.runs
-        print(config.describe(prof.name), flush=True)
+        print(config.describe(prof), flush=True)
         print(f"datasets: {', '.join(datasets)}; runs: {runs} (seeds {', '.join(str(seed_for(r)) for r in range(runs))});"
               f" steps: {', '.join(args.steps)}", flush=True)
         start = time.perf_counter()

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from ._checks import check_images
-from .models import split_gap_linear
+from .models import gap_split
 
 
 def classifier_prototypes(model: nn.Module) -> torch.Tensor:
     """The C classifier prototypes c_j as the rows of a (C, D) tensor (detached)."""
-    return split_gap_linear(model).head.weight.detach()
+    return gap_split(model).head.weight.detach()
 
 
 @torch.no_grad()
@@ -37,7 +37,7 @@ def evidence_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
     network's logits (Theorem 1).
     """
     check_images("x", x)
-    split = split_gap_linear(model)
+    split = gap_split(model)
     h = split.features(x)
     maps = torch.einsum("bdhw,cd->bchw", h, split.head.weight)
     if split.head.bias is not None:

@@ -24,11 +24,12 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from . import config, data, store
 from ._checks import check_int, check_labels, check_number
+from .inference import map_batches
 from .models import build_model, weights_record
 
 
@@ -61,11 +62,6 @@ class TrainResult:
     meta: dict
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
-            device=None) -> DataLoader:
-    return config.make_loader(dataset, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last)
-
-
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -91,8 +87,8 @@ def fit(
         check_labels("train_set.targets", train_set.targets)
     device = config.get_device(device)
     model.to(device).train()
-    loader = _loader(train_set, recipe.batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > recipe.batch_size,
-                     device=device)
+    loader = config.make_loader(train_set, recipe.batch_size, device, shuffle=True, seed=seed,
+                                drop_last=len(train_set) > recipe.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * len(loader), eta_min=recipe.eta_min)
     loss_fn = nn.CrossEntropyLoss()
@@ -125,12 +121,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=No
     """Logits (N, C) and labels (N,) of ``dataset``, on the CPU."""
     device = config.get_device(device)
     model.to(device).eval()
-    logits, labels = [], []
-    for x, y in tqdm(_loader(dataset, batch_size, shuffle=False, device=device), desc="predict", disable=not progress,
-                     leave=False):
-        logits.append(model(x.to(device, non_blocking=True)).float().cpu())
-        labels.append(y)
-    return torch.cat(logits), torch.cat(labels)
+    return map_batches(lambda x: model(x).float(), dataset, batch_size, device, "predict", progress, seed=0)
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=None) -> float:
@@ -152,7 +143,7 @@ def cache_key(**fields) -> str:
 def load_or_train(
     dataset: str,
     arch: str | None = None,
-    profile: str | None = None,
+    profile: str | config.Profile | None = None,
     seed: int = 0,
     recipe: Recipe | None = None,
     pretrained: bool | None = None,

@@ -16,16 +16,13 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._convert import to_numpy
 from .metrics import rescale_to_class_norm
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 def subsample_per_class(y, max_per_class: int | None, classes, seed: int = 0) -> np.ndarray:
     """Sorted indices of at most ``max_per_class`` samples of each class in ``classes`` (seeded)."""
-    y, rng = _np(y), np.random.default_rng(seed)
+    y, rng = to_numpy(y), np.random.default_rng(seed)
     picks = []
     for c in classes:
         idx = np.flatnonzero(y == c)
@@ -68,19 +65,19 @@ def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex
     """
     import umap  # imported here: it compiles with numba on first use (tens of seconds)
 
-    y_train, y_test, kmex_labels = _np(y_train), _np(y_test), _np(kmex_labels)
+    y_train, y_test, kmex_labels = to_numpy(y_train), to_numpy(y_test), to_numpy(kmex_labels)
     classes = np.unique(y_train) if classes is None else np.asarray(classes)
     tr = subsample_per_class(y_train, max_points_per_class, classes, random_state)
     te = subsample_per_class(y_test, max_points_per_class, classes, random_state + 1)
-    z_tr, z_te = _np(z_train)[tr].astype(np.float32), _np(z_test)[te].astype(np.float32)
-    C = _np(classifier_prototypes)[classes].astype(np.float64)
-    scaled = _np(rescale_to_class_norm(C, classes, _np(z_train), y_train))
+    z_tr, z_te = to_numpy(z_train)[tr].astype(np.float32), to_numpy(z_test)[te].astype(np.float32)
+    C = to_numpy(classifier_prototypes)[classes].astype(np.float64)
+    scaled = to_numpy(rescale_to_class_norm(C, classes, to_numpy(z_train), y_train))
     keep = np.isin(kmex_labels, classes)
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state)
     with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state": wanted
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
         xy = reducer.fit_transform(np.concatenate([z_tr, z_te]))
-        placed = reducer.transform(np.concatenate([C, scaled, _np(kmex_prototypes)[keep]]).astype(np.float32))
+        placed = reducer.transform(np.concatenate([C, scaled, to_numpy(kmex_prototypes)[keep]]).astype(np.float32))
     n, c = len(tr), len(classes)
     return PrototypeUMAP(xy[:n], y_train[tr], xy[n:], y_test[te], classes, placed[:c], placed[c:2 * c],
                          placed[2 * c:], kmex_labels[keep], reducer)
@@ -135,7 +132,7 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
     size = (n * figsize_per_image, len(rows) * figsize_per_image)
     fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False)
     for r, k in enumerate(rows):
-        label = _np(prototype_labels)[k]
+        label = to_numpy(prototype_labels)[k]
         name = class_names[label] if class_names is not None else label
         for col, ax in enumerate(axes[r]):
             ax.set_xticks([]), ax.set_yticks([])

@@ -123,8 +123,8 @@ def device_env(value):
 CASES = [
     # KMExClassifier (scikit-learn conventions: InvalidParameterError is a ValueError)
     ("kmex fractional K/C", lambda: KMExClassifier(2.5).fit(X2, Y2), ValueError,
-     r"'n_prototypes_per_class' parameter.*int in the range \[1, inf\).*2\.5"),
-    ("kmex K/C = 0", lambda: KMExClassifier(0).fit(X2, Y2), ValueError, "n_prototypes_per_class"),
+     r"'k_per_class' parameter.*int in the range \[1, inf\).*2\.5"),
+    ("kmex K/C = 0", lambda: KMExClassifier(0).fit(X2, Y2), ValueError, "k_per_class"),
     ("kmex unknown init", lambda: KMExClassifier(init="kmeans").fit(X2, Y2), ValueError, "'init' parameter"),
     ("kmex negative tol", lambda: KMExClassifier(tol=-1.0).fit(X2, Y2), ValueError, "'tol' parameter"),
     ("kmex NaN in X", lambda: KMExClassifier(1).fit(np.where(X2 == 5.0, np.nan, X2), Y2), ValueError, "NaN"),

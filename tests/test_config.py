@@ -35,3 +35,15 @@ def test_roots_and_device_from_environment(monkeypatch, tmp_path):
 def test_describe_names_profile_and_roots():
     text = config.describe()
     assert "profile : quick" in text and "data root" in text and "cache root" in text
+
+
+def test_a_resolved_profile_comes_back_unchanged(monkeypatch):
+    monkeypatch.delenv(config.EPOCHS_ENV, raising=False)
+    paper = config.get_profile("paper")
+    monkeypatch.setenv(config.PROFILE_ENV, "quick")
+    monkeypatch.setenv(config.EPOCHS_ENV, "2")          # the environment does not touch a resolved profile
+    assert config.get_profile(paper) is paper and paper.epochs_override is None
+    assert config.get_profile(paper, epochs=3).epochs_for("stl10") == 3
+    assert config.get_profile("paper").epochs_override == 2
+    assert config.get_profile(paper).k_per_class("cub200") == 10 and paper.k_per_class("mnist") == 5
+    assert config.describe(paper).startswith("protolib profile : paper")

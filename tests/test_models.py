@@ -32,6 +32,33 @@ def test_split_shares_parameters_with_the_model():
     assert not torch.allclose(split.features(x), before)
 
 
+def test_gap_split_is_traced_once_per_model_and_again_when_a_layer_is_replaced():
+    import gc
+    import weakref
+    model = build_model("resnet18", 3).eval()
+    first = models.gap_split(model)
+    assert models.gap_split(model) is first and models.gap_split(build_model("resnet18", 3)) is not first
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(first.head(first.pooled(x)), model(x))
+        in_eval = first.features(x)
+        model.train()                                   # batch statistics now: the split follows
+        assert not torch.allclose(models.gap_split(model).features(x), in_eval)
+    model.eval()
+    model.fc = nn.Linear(512, 5, bias=False)            # a new head: traced again
+    second = models.gap_split(model)
+    assert second is not first and second.head is model.fc
+    model.layer4 = nn.Sequential(model.layer4[0])       # a new block: traced again
+    third = models.gap_split(model)
+    assert third is not second
+    with torch.no_grad():
+        assert torch.equal(third.head(third.pooled(x)), model(x))
+    alive = weakref.ref(model)
+    del model, first, second, third
+    gc.collect()
+    assert alive() is None                              # the cache does not keep the model
+
+
 @pytest.mark.parametrize("arch,culprit", [
     ("vgg11", "ReLU"),                 # an MLP head
     ("mobilenet_v3_small", "Hardswish"),

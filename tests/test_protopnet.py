@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from protolib import protopnet
+from protolib import protopnet, store
 from protolib.protopnet import ProtoPNet, ProtoPNetRecipe
 
 
@@ -29,15 +29,15 @@ class TinySet(Dataset):
         return torch.sigmoid(x)
 
 
-def tiny_model(classes: int = 3, per_class: int = 2, dim: int = 5, seed: int = 0) -> ProtoPNet:
+def tiny_model(classes: int = 3, k_per_class: int = 2, dim: int = 5, seed: int = 0) -> ProtoPNet:
     """Conv (stride 2) + batch-norm + ReLU backbone: 8x8 images -> 4x4 grid of 4 channels."""
     torch.manual_seed(seed)
     backbone = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU())
-    return ProtoPNet(backbone, 4, classes, per_class, dim)
+    return ProtoPNet(backbone, 4, classes, k_per_class, dim)
 
 
 def tiny_recipe(**kw) -> ProtoPNetRecipe:
-    base = dict(per_class=2, dim=5, warm_epochs=1, epochs=2, push_every=2, last_layer_epochs=1,
+    base = dict(k_per_class=2, dim=5, warm_epochs=1, epochs=2, push_every=2, last_layer_epochs=1,
                 batch_size=8, test_batch_size=8, push_batch_size=8)
     return ProtoPNetRecipe(**{**base, **kw})
 
@@ -63,7 +63,7 @@ DMIN_HAND = torch.tensor([[0.0, 1.0, 4.0, 4.0], [4.0, 2.0, 0.0, 5.0]])
 
 
 def hand_model() -> ProtoPNet:
-    model = ProtoPNet(nn.Identity(), 2, num_classes=2, per_class=2, dim=2)
+    model = ProtoPNet(nn.Identity(), 2, num_classes=2, k_per_class=2, dim=2)
     with torch.no_grad():
         model.prototypes.copy_(P)
     return model
@@ -83,7 +83,7 @@ def test_squared_distances_min_pool_and_similarity_by_hand():
 
 
 def test_last_layer_starts_at_plus_one_and_minus_half():
-    model = ProtoPNet(nn.Identity(), 2, num_classes=3, per_class=2, dim=2)
+    model = ProtoPNet(nn.Identity(), 2, num_classes=3, k_per_class=2, dim=2)
     expected = torch.tensor([[1, 1, -.5, -.5, -.5, -.5], [-.5, -.5, 1, 1, -.5, -.5], [-.5, -.5, -.5, -.5, 1, 1]])
     assert torch.equal(model.last_layer.weight, expected)
     assert model.last_layer.bias is None
@@ -124,7 +124,7 @@ def _reference_trick(dmin, labels, proto_class, max_dist):
 
 def test_cluster_and_separation_equal_the_reference_max_trick_inside_the_unit_cube():
     g = torch.Generator().manual_seed(0)
-    model = ProtoPNet(nn.Identity(), 6, num_classes=4, per_class=3, dim=6)   # prototypes in [0, 1)
+    model = ProtoPNet(nn.Identity(), 6, num_classes=4, k_per_class=3, dim=6)   # prototypes in [0, 1)
     z = torch.sigmoid(torch.randn(16, 6, 3, 3, generator=g))                 # latent in (0, 1)
     labels = torch.arange(16) % 4
     dmin = model.forward_latent(z).min_distances
@@ -318,7 +318,14 @@ def test_schedule_of_the_reference_recipe():
     quick = protopnet.recipe_for("quick")
     assert [s.kind for s in quick.schedule()] == ["warm_up", "joint", "push", "last_layer"]
     paper = protopnet.recipe_for("paper", "cub200")
-    assert (paper.per_class, paper.dim, paper.batch_size, paper.push_batch_size) == (10, 128, 80, 75)
+    assert (paper.k_per_class, paper.dim, paper.batch_size, paper.push_batch_size) == (10, 128, 80, 75)
+
+
+def test_recipe_key_fields_keep_the_former_name_so_cache_keys_do_not_change():
+    fields = ProtoPNetRecipe(k_per_class=3, dim=64).key_fields()
+    assert fields["per_class"] == 3 and "k_per_class" not in fields and fields["dim"] == 64
+    # the key this recipe had when the field was still called per_class
+    assert store.key("protopnet", recipe=fields) == "f92a010413a1"
 
 
 def test_cached_schedule_resumes_to_the_same_model(tmp_path):
@@ -382,7 +389,7 @@ def test_figures_draw_what_they_are_given():
     ds, model = TinySet(), tiny_model()
     state = protopnet.run_schedule(model, ds, ds, tiny_recipe(), progress=False)
     push = state.results["push@2"]
-    fig = viz.show_prototypes(ds, push, per_class=2, classes=[0, 2])
+    fig = viz.show_prototypes(ds, push, k_per_class=2, classes=[0, 2])
     assert len(fig.axes) == 4 and fig.axes[3].get_title() == f"p5 <- #{int(push.image_index[5])}"
     e = protopnet.explain(model, ds.x[1], top=2)
     fig = viz.show_explanation(ds.x[1], ds, e, push, ds, model.last_layer.weight.detach())
@@ -399,7 +406,7 @@ def test_class_out_means_by_hand():
 
 @pytest.mark.slow
 def test_load_or_train_end_to_end_on_tiny_birds_and_from_cache():
-    recipe = tiny_recipe(per_class=1, dim=8, batch_size=20, test_batch_size=20, push_batch_size=20)
+    recipe = tiny_recipe(k_per_class=1, dim=8, batch_size=20, test_batch_size=20, push_batch_size=20)
     run = protopnet.load_or_train("birds", recipe=recipe, init="random", progress=False, n_train=2, n_test=1)
     assert list(run.state.results) == ["warm_up1-1", "joint2-2", "push@2", "last_layer@2"]
     assert run.key["data_options"] == {"n_train": 2, "n_test": 1} and run.key["init"] == "random"

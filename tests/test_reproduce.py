@@ -16,7 +16,7 @@ from protolib.data import digits
 from protolib.data.base import DatasetNotFoundError, TensorImages
 
 TINY = config.Profile(name="tiny", arch="resnet18", pretrained=False, epochs={"default": 1},
-                      prototypes_per_class={"default": 2}, runs=2, batch_size=32)
+                      k_per_class_by_dataset={"default": 2}, runs=2, batch_size=32)
 SETTINGS = reproduce.Settings(images_per_class=4, eval_train=20, kmex_n_init=1,
                               protopnet=dict(warm_epochs=1, epochs=1, push_every=1, last_layer_epochs=1, dim=8,
                                              batch_size=20, test_batch_size=40, push_batch_size=40),

@@ -21,7 +21,6 @@ comparison. On a GAP + linear network at the last block, Grad-CAM is ReLU(att * 
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -31,17 +30,7 @@ from torch import nn
 
 from .._checks import check_class_targets
 from .maps import ExplanationMap, ExplanationMaps, check_ready
-from ..models import GAPSplit, capture, get_layer, split_gap_linear
-
-_SPLITS: "weakref.WeakKeyDictionary[nn.Module, GAPSplit]" = weakref.WeakKeyDictionary()
-
-
-def _split(model: nn.Module) -> GAPSplit:
-    """:func:`split_gap_linear` of ``model``, traced once per model (tracing takes seconds); the
-    split shares the model's parameters, so later weight updates are seen."""
-    if model not in _SPLITS:
-        _SPLITS[model] = split_gap_linear(model)
-    return _SPLITS[model]
+from ..models import capture, gap_split, get_layer
 
 
 def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -55,7 +44,7 @@ def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def last_block_attribution(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 11 at the encoder output of a GAP + linear ``model``: (att (B, C, H, W), logits (B, C))."""
-    split = _split(model)
+    split = gap_split(model)
     h = split.features(x)
     return attribution(h, split.head.weight), split.head(h.mean((2, 3)))
 
@@ -119,7 +108,7 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     """
     first = check_ready(explainers, x)
     get_layer(first.model, last_layer)
-    head = _split(first.model).head
+    head = gap_split(first.model).head
     tgt = check_class_targets("target", target, len(x), head.out_features)
     layers = sorted({n for e in explainers.values() for n in e.layers} | {last_layer})
     with capture(first.model, layers) as acts:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from .._convert import dataset_image
 from .maps import ExplanationMaps
 
 
@@ -45,18 +46,13 @@ def patch_box(row: int, col: int, grid: tuple[int, int], input_size: tuple[int, 
     return top, left, bottom, right
 
 
-def _image(dataset: Dataset, i: int) -> torch.Tensor:
-    x = dataset[i][0]
-    return dataset.denormalize(x) if hasattr(dataset, "denormalize") else x
-
-
 def representative_patches(explainer: ExplanationMaps, dataset: Dataset, scale: float = 2.0) -> Patches:
     """The patch of each prototype's nearest training pixel (``explainer`` fitted on ``dataset``)."""
     if not hasattr(explainer, "patch_index_"):
         raise RuntimeError("the explainer has no patch locations: fit it with fit(dataset), not fit_features")
     crops, boxes = [], []
     for i, r, c in explainer.patch_index_.tolist():
-        img = _image(dataset, i)
+        img = dataset_image(dataset, i)
         t, l, b, rr = patch_box(r, c, explainer.grid_, tuple(img.shape[-2:]), scale)
         crops.append(img[:, t:b, l:rr].cpu())
         boxes.append((t, l, b, rr))

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from .. import config
-from .model import ProtoPNet, similarity, squared_distances
+from ..inference import map_batches
+from ..similarity import log_similarity
+from .model import ProtoPNet, squared_distances
 from .push import high_activation_box
 
 
@@ -61,18 +62,18 @@ def alignment_cosines(model: ProtoPNet, dataset: Dataset, mode: str = "mean", ba
     device = config.get_device(device)
     model.to(device).eval()
     p = model.prototypes.flatten(1).float()                                  # (P, D)
-    cos, labels = [], []
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="cosines", disable=not progress, leave=False):
-        z = model.latent(x.to(device)).float()                                # (B, D, H, W)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        z = model.latent(x).float()                                           # (B, D, H, W)
         if mode == "mean":
-            cos.append(F.cosine_similarity(z.mean((2, 3))[:, None], p[None], dim=2).cpu())
-        else:
-            d = squared_distances(z, model.prototypes).flatten(2)             # (B, P, HW)
-            idx = d.argmin(2)                                                 # (B, P)
-            patches = torch.gather(z.flatten(2), 2, idx[:, None].expand(-1, z.shape[1], -1))  # (B, D, P)
-            cos.append(F.cosine_similarity(patches.transpose(1, 2), p[None], dim=2).cpu())
-        labels.append(torch.as_tensor(y))
-    inside, outside = class_out_means(torch.cat(cos).double(), torch.cat(labels), model.prototype_class.cpu())
+            return F.cosine_similarity(z.mean((2, 3))[:, None], p[None], dim=2)
+        d = squared_distances(z, model.prototypes).flatten(2)                 # (B, P, HW)
+        idx = d.argmin(2)                                                     # (B, P)
+        patches = torch.gather(z.flatten(2), 2, idx[:, None].expand(-1, z.shape[1], -1))  # (B, D, P)
+        return F.cosine_similarity(patches.transpose(1, 2), p[None], dim=2)
+
+    cos, labels = map_batches(run, dataset, batch_size, device, "cosines", progress)
+    inside, outside = class_out_means(cos.double(), labels, model.prototype_class.cpu())
     return AlignmentCosines(float(inside.mean()), float(outside.mean()), inside.float(), outside.float(), mode)
 
 
@@ -108,12 +109,12 @@ def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, target: int | N
     out = model.forward_latent(z)
     logits, dmin = out.logits[0].float(), out.min_distances[0]
     c = int(logits.argmax()) if target is None else int(target)
-    sims = similarity(dmin)
+    sims = log_similarity(dmin)
     contributions = model.last_layer.weight[c] * sims
     order = contributions.argsort(descending=True)[:top]
     H, W = out.distances.shape[-2:]
     cells = torch.stack([torch.div(out.distances[0, order].flatten(1).argmin(1), W, rounding_mode="floor"),
                          out.distances[0, order].flatten(1).argmin(1) % W], dim=1)
-    maps = F.interpolate(similarity(out.distances[:, order]), size=image.shape[-2:], mode="bicubic", align_corners=False)[0]
+    maps = F.interpolate(log_similarity(out.distances[:, order]), size=image.shape[-2:], mode="bicubic", align_corners=False)[0]
     boxes = torch.tensor([high_activation_box(m.cpu(), percentile) for m in maps])
     return Explanation(logits.cpu(), c, sims.cpu(), contributions.cpu(), order.cpu(), maps.cpu(), boxes, cells.cpu())

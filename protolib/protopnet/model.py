@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import models
-
-EPSILON = 1e-4
+from ..similarity import log_similarity
 
 
 @dataclass
@@ -39,12 +38,7 @@ class ProtoPNetOutput:
     @property
     def similarities(self) -> torch.Tensor:
         """s = log((dmin + 1) / (dmin + eps)): (B, P)."""
-        return similarity(self.min_distances)
-
-
-def similarity(distances: torch.Tensor, eps: float = EPSILON) -> torch.Tensor:
-    """ProtoPNet's log activation log((d + 1) / (d + eps)), elementwise."""
-    return torch.log((distances + 1) / (distances + eps))
+        return log_similarity(self.min_distances)
 
 
 def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
@@ -77,7 +71,7 @@ def add_on_layers(in_channels: int, dim: int) -> nn.Sequential:
 
 
 class ProtoPNet(nn.Module):
-    """ProtoPNet with ``per_class`` prototypes of dimension ``dim`` for each of ``num_classes``.
+    """ProtoPNet with ``k_per_class`` prototypes of dimension ``dim`` for each of ``num_classes``.
 
     ``backbone`` maps images to a feature map (B, D_b, H', W'); ``backbone_channels`` is D_b.
     Build one from a torchvision name with :func:`build_protopnet` or from a trained CNN with
@@ -85,16 +79,16 @@ class ProtoPNet(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, backbone_channels: int, num_classes: int,
-                 per_class: int = 10, dim: int = 128, incorrect_weight: float = -0.5):
+                 k_per_class: int = 10, dim: int = 128, incorrect_weight: float = -0.5):
         super().__init__()
-        if num_classes < 2 or per_class < 1 or dim < 1:
-            raise ValueError("need num_classes >= 2, per_class >= 1 and dim >= 1")
-        self.num_classes, self.per_class, self.dim = num_classes, per_class, dim
+        if num_classes < 2 or k_per_class < 1 or dim < 1:
+            raise ValueError("need num_classes >= 2, k_per_class >= 1 and dim >= 1")
+        self.num_classes, self.k_per_class, self.dim = num_classes, k_per_class, dim
         self.backbone = backbone
         self.add_on = add_on_layers(backbone_channels, dim)
-        self.prototypes = nn.Parameter(torch.rand(num_classes * per_class, dim, 1, 1))
-        self.last_layer = nn.Linear(num_classes * per_class, num_classes, bias=False)
-        classes = torch.arange(num_classes).repeat_interleave(per_class)
+        self.prototypes = nn.Parameter(torch.rand(num_classes * k_per_class, dim, 1, 1))
+        self.last_layer = nn.Linear(num_classes * k_per_class, num_classes, bias=False)
+        classes = torch.arange(num_classes).repeat_interleave(k_per_class)
         self.register_buffer("prototype_class", classes)                                   # (P,)
         self.register_buffer("class_identity", F.one_hot(classes, num_classes).float())   # (P, C)
         self.reset_last_layer(incorrect_weight)
@@ -117,24 +111,24 @@ class ProtoPNet(nn.Module):
         """Everything after the add-on, from z: (B, D, H', W')."""
         d = squared_distances(z, self.prototypes)
         dmin = d.flatten(2).min(dim=2).values
-        logits = self.last_layer(similarity(dmin).to(self.last_layer.weight.dtype))
+        logits = self.last_layer(log_similarity(dmin).to(self.last_layer.weight.dtype))
         return ProtoPNetOutput(logits, dmin, d)
 
     def forward(self, x: torch.Tensor) -> ProtoPNetOutput:
         return self.forward_latent(self.latent(x))
 
     @classmethod
-    def from_cnn(cls, cnn: nn.Module, num_classes: int, per_class: int = 10, dim: int = 128) -> "ProtoPNet":
+    def from_cnn(cls, cnn: nn.Module, num_classes: int, k_per_class: int = 10, dim: int = 128) -> "ProtoPNet":
         """A ProtoPNet whose backbone is the encoder of a GAP + linear CNN (its head is dropped).
 
         The backbone shares its parameters with ``cnn``; pass a copy to keep ``cnn`` intact.
         """
-        split = models.split_gap_linear(cnn)
-        return cls(split.encoder, split.head.in_features, num_classes, per_class, dim)
+        split = models.gap_split(cnn)
+        return cls(split.encoder, split.head.in_features, num_classes, k_per_class, dim)
 
 
-def build_protopnet(arch: str, num_classes: int, per_class: int = 10, dim: int = 128,
+def build_protopnet(arch: str, num_classes: int, k_per_class: int = 10, dim: int = 128,
                     pretrained: bool = False) -> ProtoPNet:
     """A ProtoPNet on a torchvision backbone (ImageNet weights when ``pretrained``)."""
     cnn = models.build_model(arch, num_classes, pretrained=pretrained)
-    return ProtoPNet.from_cnn(cnn, num_classes, per_class, dim)
+    return ProtoPNet.from_cnn(cnn, num_classes, k_per_class, dim)

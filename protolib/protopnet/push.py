@@ -29,7 +29,8 @@ from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from .. import config
-from .model import ProtoPNet, similarity, squared_distances
+from ..similarity import log_similarity
+from .model import ProtoPNet, squared_distances
 
 
 @dataclass
@@ -147,7 +148,7 @@ def similarity_maps(model: ProtoPNet, x: torch.Tensor, prototypes: torch.Tensor 
     x: (B, 3, H, W) -> (B, P, H', W') or (B, P, *size). ``prototypes`` defaults to the model's.
     """
     protos = model.prototypes if prototypes is None else prototypes
-    maps = similarity(squared_distances(model.latent(x), protos))
+    maps = log_similarity(squared_distances(model.latent(x), protos))
     if size is not None:
         maps = F.interpolate(maps, size=size, mode="bicubic", align_corners=False)
     return maps

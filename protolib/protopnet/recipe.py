@@ -10,7 +10,7 @@ push and a last-layer stage (its prototypes are real training patches).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .. import config
 from .losses import Coefficients
@@ -38,7 +38,7 @@ class Step:
 class ProtoPNetRecipe:
     """Everything that shapes a ProtoPNet run. Defaults: Chen et al. (2019), official code."""
 
-    per_class: int = 10
+    k_per_class: int = 10              # M, prototypes per class
     dim: int = 128
     warm_epochs: int = 5
     epochs: int = 30
@@ -63,6 +63,11 @@ class ProtoPNetRecipe:
         if not 0 <= self.warm_epochs <= self.epochs:
             raise ValueError("warm_epochs must lie in [0, epochs]")
 
+    def key_fields(self) -> dict:
+        """The fields as hashed into cache keys and written to the record. ``k_per_class`` keeps
+        its former name ``per_class`` there, so keys made before the rename still match."""
+        return {("per_class" if name == "k_per_class" else name): value for name, value in asdict(self).items()}
+
     def schedule(self) -> list[Step]:
         """The steps in order, e.g. warm_up1-5, joint6-10, push, last_layer, joint11-20, ..."""
         cuts = sorted({self.warm_epochs, *range(self.push_every, self.epochs + 1, self.push_every)} - {0})
@@ -78,7 +83,7 @@ class ProtoPNetRecipe:
 QUICK = dict(dim=128, warm_epochs=10, epochs=12, push_every=12, last_layer_epochs=20)
 
 
-def recipe_for(profile: str | None = None, dataset: str | None = None, **overrides) -> ProtoPNetRecipe:
+def recipe_for(profile: str | config.Profile | None = None, dataset: str | None = None, **overrides) -> ProtoPNetRecipe:
     """The recipe of a profile, with M = the profile's prototypes per class for ``dataset``
     (5, and 10 for CUB, as KMEx's K/C).
 
@@ -90,7 +95,7 @@ def recipe_for(profile: str | None = None, dataset: str | None = None, **overrid
     n of warm-up, n joint, one push, n last-layer epochs. ``overrides`` replace any field.
     """
     prof = config.get_profile(profile)
-    base = dict(per_class=prof.k_per_class(dataset or "default"))
+    base = dict(k_per_class=prof.k_per_class(dataset or "default"))
     base.update(QUICK if prof.name == "quick" else dict(epochs=30))
     n = prof.epochs_override
     if n is not None:  # $PROTOLIB_EPOCHS: every stage once, n epochs each (warm-up, joint, push, last layer)

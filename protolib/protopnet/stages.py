@@ -32,6 +32,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .. import config
+from ..inference import map_batches
+from ..similarity import log_similarity
 from .losses import protopnet_loss
 from .model import ProtoPNet, ProtoPNetOutput
 from .recipe import ProtoPNetRecipe
@@ -68,7 +70,7 @@ def set_trainable(model: ProtoPNet, backbone: bool, add_on: bool, prototypes: bo
     model.last_layer.train(last_layer)
 
 
-def _loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int | None = None) -> DataLoader:
+def _shuffled_loader(ds: Dataset, batch_size: int, seed: int, device: torch.device, workers: int | None = None) -> DataLoader:
     """A shuffled loader seeded by ``seed``; ``workers`` (the recipe's) overrides :func:`protolib.config.loader_options`.
     Tensors already in memory (reused features) need no worker processes."""
     loader = config.make_loader(ds, batch_size, device, shuffle=True, seed=seed)
@@ -114,7 +116,7 @@ def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, se
         for e in range(first_epoch, first_epoch + epochs):
             for g, lr in zip(opt.param_groups, lr_at(e)):
                 g["lr"] = lr
-            loader = _loader(dataset or train_set, recipe.batch_size, seed * 100_003 + e, device, recipe.num_workers)
+            loader = _shuffled_loader(dataset or train_set, recipe.batch_size, seed * 100_003 + e, device, recipe.num_workers)
             stats = _epoch(model, loader, opt, recipe, device, f"{stage} epoch {e + 1}", progress, forward)
             result.history.append({"epoch": e + 1, "lr": [g["lr"] for g in opt.param_groups], **stats})
     result.seconds = time.perf_counter() - start
@@ -128,12 +130,12 @@ def backbone_features(model: ProtoPNet, dataset: Dataset, batch_size: int = 100,
     """Backbone outputs (N, D_b, H', W') float32 and labels (N,) of ``dataset`` in order, on the CPU."""
     device = config.get_device(device)
     model.to(device).backbone.eval()
-    fs, ys = [], []
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="backbone", disable=not progress, leave=False):
+
+    def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
-            fs.append(model.backbone(x.to(device)).float().cpu())
-        ys.append(torch.as_tensor(y))
-    return torch.cat(fs), torch.cat(ys)
+            return model.backbone(x).float()
+
+    return map_batches(run, dataset, batch_size, device, "backbone", progress)
 
 
 def warm_up(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
@@ -190,12 +192,12 @@ def min_distances(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, dev
     """dmin (N, P) and labels (N,) of ``dataset`` in order, on the CPU (model in eval mode)."""
     device = config.get_device(device)
     model.to(device).eval()
-    ds, ys = [], []
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="distances", disable=not progress, leave=False):
+
+    def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
-            ds.append(model(x.to(device)).min_distances.float().cpu())
-        ys.append(torch.as_tensor(y))
-    return torch.cat(ds), torch.cat(ys)
+            return model(x).min_distances.float()
+
+    return map_batches(run, dataset, batch_size, device, "distances", progress)
 
 
 def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
@@ -212,7 +214,7 @@ def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, ep
     if reuse_features:
         dmin, y = min_distances(model, train_set, recipe.test_batch_size, device, progress, recipe.amp)
         dataset = TensorDataset(dmin, y)
-        forward = lambda d: ProtoPNetOutput(model.last_layer(torch.log((d + 1) / (d + 1e-4))), d, d[:, :, None, None])
+        forward = lambda d: ProtoPNetOutput(model.last_layer(log_similarity(d)), d, d[:, :, None, None])
     set_trainable(model, backbone=False, add_on=False, prototypes=False, last_layer=True)
     model.add_on.eval()
     groups = [{"params": model.last_layer.parameters(), "lr": recipe.last_layer_lr}]

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from .._convert import dataset_image
 from .analysis import Explanation
 from .push import PushResult
 from .stages import StageResult
@@ -14,8 +15,7 @@ from .stages import StageResult
 
 def _image(dataset, i: int) -> np.ndarray:
     """Item ``i`` of a registry dataset as an (H, W, 3) array in [0, 1]."""
-    x, _ = dataset[int(i)]
-    return dataset.denormalize(x).permute(1, 2, 0).cpu().numpy()
+    return dataset_image(dataset, i).permute(1, 2, 0).cpu().numpy()
 
 
 def _box(ax, box, colour: str, style: str = "-") -> None:
@@ -40,15 +40,15 @@ def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", 
     return fig
 
 
-def show_prototypes(push_set, push: PushResult, per_class: int, classes=None, class_names=None,
+def show_prototypes(push_set, push: PushResult, k_per_class: int, classes=None, class_names=None,
                     size: float = 1.2):
     """Each prototype as its source training image, with its 95th-percentile box (yellow) and its
     grid cell (cyan, dashed). Rows: classes; columns: the prototypes of a class."""
-    classes = list(range(len(push.image_index) // per_class)) if classes is None else list(classes)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(size * per_class, size * len(classes)), squeeze=False)
+    classes = list(range(len(push.image_index) // k_per_class)) if classes is None else list(classes)
+    fig, axes = plt.subplots(len(classes), k_per_class, figsize=(size * k_per_class, size * len(classes)), squeeze=False)
     for r, c in enumerate(classes):
-        for k in range(per_class):
-            j, ax = c * per_class + k, axes[r, k]
+        for k in range(k_per_class):
+            j, ax = c * k_per_class + k, axes[r, k]
             ax.imshow(_image(push_set, push.image_index[j]))
             _box(ax, push.act_box[j], "yellow")
             _box(ax, push.cell_box[j], "cyan", "--")

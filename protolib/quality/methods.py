@@ -24,7 +24,7 @@ from torch import nn
 
 from ..explain import cam
 from ..explain.maps import ExplanationMaps
-from ..models import capture
+from ..models import capture, gap_split
 from . import baselines
 
 LAST = "layer4"
@@ -32,11 +32,7 @@ LAST = "layer4"
 
 def head_name(model: nn.Module) -> str:
     """Dotted name of the linear classifier of a GAP + linear ``model`` (``fc`` for ResNets)."""
-    head = cam._split(model).head
-    for name, m in model.named_modules():
-        if m is head:
-            return name
-    raise ValueError("the model's classifier is not one of its modules")
+    return gap_split(model).head_name
 
 
 def ours(explainers: Mapping[str, ExplanationMaps], net: nn.Module, x: torch.Tensor, target: torch.Tensor,

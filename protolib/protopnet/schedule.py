@@ -1,18 +1,15 @@
-"""Cached ProtoPNet runs: every stage's result is a checkpoint in the shared cache.
+"""Running a ProtoPNet: the steps of the recipe's schedule in order, each one cached.
 
-:class:`StageCache` keys the checkpoint after step k by everything that produced it (dataset,
-backbone and its initialisation, recipe, seed) and by the names of steps 1..k, so a run that
-stops half-way resumes from its last finished stage, and two notebooks asking for the same run
-share it (file lock, atomic write: :func:`protolib.store.load_or_build`). The key holds the
-content fingerprints of the train, push and test sets, so new data files start a new run.
+:func:`run_step` runs (or loads from a :class:`~protolib.protopnet.stage_cache.StageCache`) one
+step of :meth:`ProtoPNetRecipe.schedule`; :func:`run_schedule` runs them all; :func:`initial_model`
+builds the starting model and the cache key that describes it; :func:`load_or_train` does the
+whole run for a dataset and a profile.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,51 +18,8 @@ from .. import train as cnn_train
 from .model import ProtoPNet
 from .push import PushResult, push_prototypes
 from .recipe import ProtoPNetRecipe, Step, recipe_for
+from .stage_cache import StageCache
 from .stages import StageResult, joint, last_layer, warm_up
-
-
-class StageCache:
-    """Load-or-run for the successive stages of one ProtoPNet run on ``model``.
-
-    ``key`` holds everything that determines the run besides the step names (JSON-able values),
-    e.g. the key of :func:`initial_model`. :meth:`run` either loads the state after the step into
-    ``model`` or runs ``fn`` (which trains ``model`` in place and returns a JSON-able / tensor
-    dict), saves, and returns that dict. ``label`` starts the file names; by default
-    ``{dataset}-{arch}-{profile}-seed{seed}`` from ``key`` (``"protopnet"`` when it lacks one of them).
-    """
-
-    def __init__(self, model: ProtoPNet, key: dict, label: str | None = None, cache_dir: str | Path | None = None):
-        self.model, self.key, self.label = model, dict(key), label or run_label(key)
-        self.root = Path(cache_dir) if cache_dir is not None else config.cache_root() / "protopnet"
-        self.steps: list[str] = []
-        self.last_from_cache = False
-
-    def path(self, steps: list[str]) -> Path:
-        """Checkpoint file of the state after ``steps``."""
-        key = store.key("protopnet", **self.key, steps=steps)
-        return self.root / f"{self.label}-{len(steps):02d}-{steps[-1]}-{key}.pt"
-
-    def run(self, name: str, fn: Callable[[], dict]) -> dict:
-        steps = self.steps + [name]
-
-        def build() -> dict:
-            meta = fn()
-            return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "meta": meta}
-
-        with torch.random.fork_rng():
-            ckpt, self.last_from_cache = store.load_or_build(self.path(steps), build)
-        if self.last_from_cache:
-            self.model.load_state_dict(ckpt["state_dict"])
-        self.steps = steps
-        return ckpt["meta"]
-
-
-def run_label(key: dict) -> str:
-    """``{dataset}-{arch}-{profile}-seed{seed}`` of a run's key (the start of its file names), or
-    ``"protopnet"`` when the key lacks one of these fields."""
-    if not all(f in key for f in ("dataset", "arch", "profile", "seed")):
-        return "protopnet"
-    return f"{key['dataset']}-{key['arch']}-{key['profile']}-seed{key['seed']}"
 
 
 @dataclass
@@ -136,7 +90,7 @@ class ProtoPNetRun:
         return [v for v in self.state.results.values() if isinstance(v, PushResult)][-1]
 
 
-def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = None, seed: int = 0,
+def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | config.Profile | None = None, seed: int = 0,
                 init: str | None = None, device=None, progress: bool = True) -> tuple[ProtoPNet, dict]:
     """A fresh ProtoPNet for ``dataset`` and the cache key fields describing it.
 
@@ -148,7 +102,7 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
     init = init or ("cnn" if prof.name == "quick" else "imagenet")
     spec = data.get_spec(dataset)
     if init == "cnn":
-        res = cnn_train.load_or_train(dataset, profile=prof.name, seed=seed, device=device, progress=progress)
+        res = cnn_train.load_or_train(dataset, profile=prof, seed=seed, device=device, progress=progress)
         cnn, origin = copy.deepcopy(res.model).cpu(), {"cnn": res.path.name, "cnn_test_accuracy": res.meta["test_accuracy"]}
     elif init == "imagenet":
         cnn, origin = None, {"weights": models.weights_record(prof.arch)}
@@ -160,15 +114,15 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | None = N
         torch.manual_seed(seed)
         if cnn is None:
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
-        model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.per_class, recipe.dim)
-    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof.name)))
+        model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.k_per_class, recipe.dim)
+    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof)))
     key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
-           "recipe": asdict(recipe), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
+           "recipe": recipe.key_fields(), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
            "data": {name: store.fingerprint(split) for name, split in splits.items()}}
     return model, key
 
 
-def datasets_for(dataset: str, profile: str | None = None, **options):
+def datasets_for(dataset: str, profile: str | config.Profile | None = None, **options):
     """(train, push, test) sets: the train set augments in the paper profile (for CUB: online flip +
     affine on bounding-box crops, in place of the reference's offline Augmentor copies); push and
     test never do. In the quick profile, and for datasets whose recipe has no augmentation
@@ -181,14 +135,16 @@ def datasets_for(dataset: str, profile: str | None = None, **options):
     return train, push, data.load(dataset, "test", **options)
 
 
-def load_or_train(dataset: str, profile: str | None = None, seed: int = 0, recipe: ProtoPNetRecipe | None = None,
-                  init: str | None = None, device=None, progress: bool = True, **data_options) -> ProtoPNetRun:
+def load_or_train(dataset: str, profile: str | config.Profile | None = None, seed: int = 0,
+                  recipe: ProtoPNetRecipe | None = None, init: str | None = None, device=None, progress: bool = True,
+                  **data_options) -> ProtoPNetRun:
     """The whole schedule for ``dataset`` under ``profile``, every stage cached; model in eval mode."""
-    recipe = recipe or recipe_for(profile, dataset)
-    model, key = initial_model(dataset, recipe, profile, seed, init, device, progress)
-    train_set, push_set, _ = datasets_for(dataset, profile, **data_options)
+    prof, device = config.get_profile(profile), config.get_device(device)
+    recipe = recipe or recipe_for(prof, dataset)
+    model, key = initial_model(dataset, recipe, prof, seed, init, device, progress)
+    train_set, push_set, _ = datasets_for(dataset, prof, **data_options)
     if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
         key["data_options"] = data_options
     cache = StageCache(model, key)
     state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
-    return ProtoPNetRun(model.to(config.get_device(device)).eval(), recipe, state, key)
+    return ProtoPNetRun(model.to(device).eval(), recipe, state, key)
