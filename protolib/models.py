@@ -193,6 +193,7 @@ def gap_split(model: nn.Module) -> GAPSplit:
         split = _SPLITS[model] = split_gap_linear(model)
     return split
 
+
 WEIGHTS = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
     "resnet34": "ResNet34_Weights.IMAGENET1K_V1",
