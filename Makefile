@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Unit tests run in parallel, one worker per core, each worker with one torch thread (tests/conftest.py).
+# Unit tests run in parallel, one worker per core, each worker with one torch thread (tests/conftest.py);
+# then the two paper-profile smoke tests, which are most of the unit tests' time, one after the other
+# with every core's thread (in a worker of their own they would run on one thread while the other
+# worker sits idle).
 # Notebooks run one at a time with every core's thread: two kernels of two threads each on two cores
 # halve the throughput of both (OpenMP threads wait on each other), and the chapters' recorded numbers
 # (book/results/quick) were made with two threads, which a one-thread kernel would not reproduce
@@ -27,7 +30,8 @@ book: setup
 	@echo "Book written to _build/html/index.html"
 
 test-unit: setup
-	$(BIN)/python -m pytest -n $(UNIT_WORKERS) tests/
+	$(BIN)/python -m pytest -n $(UNIT_WORKERS) -m "not paper_smoke" tests/
+	$(BIN)/python -m pytest -m paper_smoke tests/
 
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 book/
