@@ -25,6 +25,8 @@ any cell of the last block and only B234's 28x28 grid can resolve it.
 
 from __future__ import annotations
 
+import functools
+
 from . import birds
 from .base import DatasetSpec
 
@@ -38,11 +40,14 @@ def build(spec: DatasetSpec, split: str, augment: bool, root, seed: int, n_train
     return birds.build(spec, split, augment, root, seed, n_train=n_train, n_test=n_test, cache=cache, **options)
 
 
-def make_spec(name: str = NAME, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE) -> DatasetSpec:
-    """The registry entry (another size or class count: e.g. a tiny one for tests)."""
+def make_spec(name: str = NAME, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
+              n_train: int = N_TRAIN, n_test: int = N_TEST) -> DatasetSpec:
+    """The registry entry; another size, class count or split size gives another testbed (e.g. a
+    tiny one for tests), under its own ``name``."""
     base = birds.make_spec(name, num_classes, image_size)
-    return DatasetSpec(base.name, num_classes, image_size, base.mean, base.std, build,
-                       f"{base.description}; {N_TRAIN} train / {N_TEST} test images per class",
+    return DatasetSpec(base.name, num_classes, image_size, base.mean, base.std,
+                       functools.partial(build, n_train=n_train, n_test=n_test),
+                       f"{base.description}; {n_train} train / {n_test} test images per class",
                        base.how_to_get, version=base.version)
 
 
