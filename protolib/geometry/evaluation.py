@@ -54,7 +54,7 @@ def faithfulness(model, maps, x, target, recipe: GeometryRecipe, seed: int, prog
     r = recipe.n_road
     road_maps = {k: maps[k][:r] for k in names}
     road_maps["constant"] = torch.ones(min(r, len(x)), *x.shape[-2:])
-    scores = road.road_all(model, road_maps, x[:r], target[:r], seed=seed, progress=progress)
+    scores = road.road_all(model, road_maps, x[:r], target[:r], recipe.road_percentiles, seed, progress)
     return {"areas": areas, "road": scores}
 
 

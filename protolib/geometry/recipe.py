@@ -42,6 +42,7 @@ class GeometryRecipe:
     steps: int = 8
     n_sanity: int = 16       # randomisation cascade
     n_road: int = 16         # ROAD: about 4 s per image per method at 224 px
+    road_percentiles: tuple[int, ...] = (20, 40, 60, 80)
     n_concepts: int = 8      # DFF concepts
 
     def as_dict(self) -> dict:
@@ -54,7 +55,7 @@ RECIPES = {
     "tiny": GeometryRecipe("tiny", dataset="birds224-tiny", arch="resnet18_w4", image_size=64,
                            train=Recipe(epochs=1, batch_size=8, lr=0.05, momentum=0.9),
                            k_per_class=2, images_per_class=4, eval_train=8, n_local=6, n_curve=4, steps=2,
-                           n_sanity=2, n_road=2, n_concepts=2),
+                           n_sanity=2, n_road=2, road_percentiles=(50,), n_concepts=2),
 }
 
 

@@ -64,7 +64,7 @@ def _load(path: Path, commit: str, settings: dict, say) -> dict:
         return {}
     stored = json.loads(path.read_text())
     prov = stored.get("provenance", {})
-    if prov.get("settings") != settings:
+    if prov.get("settings") != json.loads(json.dumps(settings)):  # tuples come back from JSON as lists
         say(f"{path.name}: recorded with other settings; computing again")
         return {}
     if prov.get("commit") != commit:
