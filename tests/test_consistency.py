@@ -30,6 +30,18 @@ def test_top_region_and_dominant_part():
     assert region.sum((1, 2)).tolist() == [36, 36]
     assert cs.dominant_part(region, masks(2), P).tolist() == [1, 2]
     assert cs.dominant_part(torch.zeros(1, 20, 20, dtype=torch.bool), masks(1), P).tolist() == [-1]
+    corner = torch.zeros(2, 20, 20, dtype=torch.bool)
+    corner[0, 0:10, 0:10] = True   # 36 head px, 64 background px
+    corner[1, 0:10, 10:20] = True  # background only
+    assert cs.dominant_part(corner, masks(2), P).tolist() == [0, 0]
+    assert cs.dominant_part(corner, masks(2), P, background=False).tolist() == [1, -1]
+
+
+def test_a_blind_map_is_consistent_on_background_but_not_on_the_bird():
+    m = torch.zeros(4, 20, 20)
+    m[:, 0:7, 12:19] = 1.0  # always the top-right corner: background in every image
+    s = cs.class_map_scores(m, m, masks(4), torch.zeros(4, dtype=torch.long), P)
+    assert s["consistency exact"] == 100.0 and s["consistency exact bird"] == 0.0
 
 
 def test_centroids_and_box_hits():
@@ -75,8 +87,8 @@ def test_class_map_scores_known_answer():
     m = m + torch.linspace(0, 1e-3, size * size).view(size, size)  # a unique first maximum in each block
     labels = torch.tensor([0] * 4 + [1] * 4)
     s = cs.class_map_scores(m, m, masks(8), labels, P)
-    assert s == {"consistency exact": 50.0, "stability exact": 100.0,
-                 "consistency literal": 50.0, "stability literal": 100.0}
+    assert s == {"consistency exact": 50.0, "stability exact": 100.0, "consistency exact bird": 50.0,
+                 "stability exact bird": 100.0, "consistency literal": 50.0, "stability literal": 100.0}
     noisy = m.clone()
     noisy[0] = m[6]  # image 0 of class 0 now points at the body
     s = cs.class_map_scores(m, noisy, masks(8), labels, P)

@@ -80,8 +80,8 @@ def test_bad_input_is_refused_with_sizes():
         check_masks(torch.zeros(1, 64, 64), (224, 224), 1)
     net = narrow_resnet(4, (1, 1, 1, 1), 2).eval()
     ex = ExplanationMaps(net, "B4", k_per_class=3, progress=False, device="cpu")
-    ds = data.TensorImages(data.get_spec("birds"), "train", torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]),
-                           ["a", "b"], "two images")
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    ds = data.TensorImages(data.get_spec("birds"), "train", images, torch.tensor([0, 1]), ["a", "b"], "two images")
     with pytest.raises(ValueError, match=r"class 0: 1 image\(s\) x the 1 x 1 grid of B4 give 1 cells, fewer than "
                                          r"the k_per_class=3"):
         ex.fit(ds)
@@ -101,6 +101,7 @@ def one_thread():
 
 def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
     from protolib.geometry.__main__ import main
+    from protolib.geometry.record import run
 
     monkeypatch.setenv("PROTOLIB_CACHE", str(tmp_path / "cache"))
     assert main(["--recipe", "tiny", "--seeds", "0", "--out", str(tmp_path / "out"), "--quiet"]) == 0
@@ -116,6 +117,5 @@ def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
     assert set(ev["consistency"]["ours B234"]) >= {"consistency exact", "stability literal", "consistency segments"}
     assert {"ours B234", "DFF layer4", "grid 8 x 8"} <= set(ev["parts"])
     said = []
-    main_again = __import__("protolib.geometry.record", fromlist=["run"]).run
-    main_again("tiny", [0], tmp_path / "out", progress=False, say=said.append)
+    run("tiny", [0], tmp_path / "out", progress=False, say=said.append)
     assert said == ["tiny-seed0.json: every step recorded by this code version; kept"]  # resumed, not recomputed

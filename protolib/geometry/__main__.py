@@ -15,7 +15,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recipe", default="w16", choices=sorted(RECIPES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", required=True, help="folder of the per-seed JSON files (created)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: $PROTOLIB_DEVICE, else CUDA if present)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, ... (default: $PROTOLIB_DEVICE, else CUDA when present)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if any(s < 0 for s in args.seeds):

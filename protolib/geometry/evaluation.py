@@ -20,7 +20,7 @@ import torch
 from ..explain import part_scores
 from ..maps_eval import eval_subset
 from ..quality import consistency as cs
-from ..quality import evaluate, methods, road
+from ..quality import baselines, evaluate, methods, road
 from .recipe import GeometryRecipe, check_image_size
 
 
@@ -53,7 +53,10 @@ def faithfulness(model, maps, x, target, recipe: GeometryRecipe, seed: int, prog
                                            recipe.steps, "blur", progress))
     r = recipe.n_road
     road_maps = {k: maps[k][:r] for k in names}
-    road_maps["constant"] = torch.ones(min(r, len(x)), *x.shape[-2:])
+    road_maps["constant"] = torch.ones(min(r, len(x)), *x.shape[-2:])  # says nothing: ROAD about 0
+    if "ours B4" in maps:  # a random map as smooth as B4's grid: controls ROAD's bias for smooth maps
+        g = tuple(maps["ours B4"].shape[-2:])
+        road_maps[f"random {g[0]} x {g[1]}"] = baselines.random_map(min(r, len(x)), g, seed + 2)
     scores = road.road_all(model, road_maps, x[:r], target[:r], recipe.road_percentiles, seed, progress)
     return {"areas": areas, "road": scores}
 

@@ -9,6 +9,15 @@ images/s for width 16 and about 12 for width 32, so an epoch of 600 images costs
 needs a livelier schedule than the KMEx one (lr 0.01, momentum 0.5): SGD with lr 0.05, momentum
 0.9, weight decay 5e-4, batch 32 and a cosine schedule, with flips and padded crops.
 
+``RECIPES["w16-smoke"]`` runs the real geometry end to end (one epoch, a dozen test images): it
+proves the command, not the numbers (after one epoch the CNN is at chance). Measured once on the
+shared 2-core CPU under a load average of about 10 (other work running): 352 s for drawing the
+data, one epoch (109 s, about 5.5 images/s), the maps' fit and Table 2's rows, and 384 s for the
+evaluation, of which ROAD took 254 s (9 maps x 2 images, about 14 s per image and map against
+about 4 s on an idle machine). Scaled to ``w16`` (30 epochs, 40 curve and 16 ROAD images, 200
+for the rest), one seed costs roughly 40 minutes on an idle 2-core CPU and 2-3 hours under such a load:
+run it where the cores are free, or on a GPU.
+
 ``RECIPES["tiny"]`` is the same pipeline at 64 px on 2 classes with a width-4 network: it runs in
 seconds and is what the tests use (its numbers mean nothing).
 """
@@ -51,6 +60,9 @@ class GeometryRecipe:
 
 RECIPES = {
     "w16": GeometryRecipe("w16"),
+    "w16-smoke": GeometryRecipe("w16-smoke", train=Recipe(epochs=1, batch_size=32, lr=0.05, momentum=0.9,
+                                                          weight_decay=5e-4), eval_train=100, n_local=12,
+                                n_curve=4, steps=4, n_sanity=2, n_road=2),
     "w32": GeometryRecipe("w32", arch="resnet18_w32"),
     "tiny": GeometryRecipe("tiny", dataset="birds224-tiny", arch="resnet18_w4", image_size=64,
                            train=Recipe(epochs=1, batch_size=8, lr=0.05, momentum=0.9),

@@ -36,7 +36,8 @@ def provenance(recipe: GeometryRecipe, seed: int, commit: str, device: torch.dev
     """Who made a seed's numbers: recipe, profile, seed, code version, machine, time, torch."""
     return {"recipe": recipe.name, "settings": recipe.as_dict(), "profile": "quick", "seed": seed,
             "commit": commit, "machine": machine(), "device": str(device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "torch": torch.__version__,
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def table2(trained: train.TrainResult, recipe: GeometryRecipe, seed: int, device, progress: bool) -> tuple[dict, dict]:
@@ -53,8 +54,10 @@ def table2(trained: train.TrainResult, recipe: GeometryRecipe, seed: int, device
     for s in ("train", "test"):
         pred = torch.as_tensor(clf.predict(emb[s].z.double().numpy()))
         rows[f"KMEx {s}"] = 100.0 * (pred == emb[s].labels).double().mean().item()
-    info = {"maps_from_cache": cached, "backbone_from_cache": trained.from_cache,
-            "train_seconds": trained.meta.get("train_seconds"), "test_accuracy_at_training": trained.meta.get("test_accuracy")}
+    info = {"data": test_set.title, "train_data": train_set.title, "maps_from_cache": cached,
+            "backbone_from_cache": trained.from_cache,
+            "train_seconds": trained.meta.get("train_seconds"),
+            "test_accuracy_at_training": trained.meta.get("test_accuracy")}
     return {"accuracy": rows, "info": info}, explainers
 
 
