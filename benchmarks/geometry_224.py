@@ -11,13 +11,13 @@ with the machine and the torch version. Numbers on a CPU shared with other work 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
 from protolib.explain.maps import ExplanationMaps, explain_all
 from protolib.models import build_model
+from protolib.reproduce import machine
 
 
 def best_rate(step, batch: int, steps: int) -> float:
@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
-    print(f"machine: {platform.node()}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; fp32, batch {args.batch}, 224 px")
+    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+          f"fp32, batch {args.batch}, 224 px")
     print("| model | training images/s | maps (B4 + B234) images/s |")
     print("|---|---|---|")
     for w in args.widths:

@@ -99,11 +99,14 @@ def is_narrow(arch: str) -> bool:
     return isinstance(arch, str) and NAME.match(arch) is not None
 
 
-def build(arch: str, num_classes: int = 10) -> NarrowResNet:
+def build(arch: str, num_classes: int = 10, pretrained: bool = False) -> NarrowResNet:
     """The narrow ResNet named ``arch`` (``resnet18_w16`` = ResNet18's depths at width 16)."""
     match = NAME.match(arch) if isinstance(arch, str) else None
     if match is None:
         raise ValueError(f"arch: {arch!r} names no narrow ResNet; use resnet18_w<width> or resnet34_w<width>")
+    if pretrained:
+        raise ValueError(f"arch: no ImageNet weights exist for the narrow {arch}; train it from scratch "
+                         "(pretrained=False) or use a full-width torchvision ResNet")
     return narrow_resnet(int(match.group(2)), DEPTHS[match.group(1)], num_classes)
 
 

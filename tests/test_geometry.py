@@ -85,6 +85,8 @@ def test_bad_input_is_refused_with_sizes():
     with pytest.raises(ValueError, match=r"class 0: 1 image\(s\) x the 1 x 1 grid of B4 give 1 cells, fewer than "
                                          r"the k_per_class=3"):
         ex.fit(ds)
+    with pytest.raises(ValueError, match="no ImageNet weights exist for the narrow resnet18_w16"):
+        models.build_model("resnet18_w16", 10, pretrained=True)
     with pytest.raises(ValueError, match="unknown geometry recipe 'w8'"):
         from protolib.geometry import get_recipe
         get_recipe("w8")
