@@ -121,3 +121,32 @@ def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
     said = []
     run("tiny", [0], tmp_path / "out", progress=False, say=said.append)
     assert said == ["tiny-seed0.json: every step recorded by this code version; kept"]  # resumed, not recomputed
+
+
+def fake_record(seed: int, commit: str, cnn: float, share: list) -> dict:
+    """A stored seed with known values: CNN test accuracy ``cnn``, per-image bird shares ``share``."""
+    acc = {f"{m} {s}": cnn for m in ("CNN", "KMEx", "B4", "B234") for s in ("train", "test")}
+    ev = {s: {} for s in ("localisation", "areas", "road", "randomisation", "parts", "consistency")}
+    ev["localisation"] = {"ours B4": {"bird share": share}}
+    ev["consistency"] = {"ours B4": {"consistency exact": 50.0 + seed}}
+    return {"provenance": {"seed": seed, "commit": commit}, "steps": {"table2": {"accuracy": acc}, "evaluation": ev}}
+
+
+def test_summary_means_over_seeds_and_reports_versions(tmp_path):
+    from protolib.geometry import summary
+
+    for seed, (commit, cnn, share) in enumerate([("a", 80.0, [0.2, 0.4]), ("a", 90.0, [0.5, None]),
+                                                 ("b", 85.0, [0.3, 0.3])]):
+        (tmp_path / f"w16-seed{seed}.json").write_text(json.dumps(fake_record(seed, commit, cnn, share)))
+    records = summary.load_records(tmp_path, "w16")
+    assert [r["provenance"]["seed"] for r in records] == [0, 1, 2]
+    assert summary.versions(records) == ["seed 2: recorded by code version b, not a"]
+    t2 = summary.across_seeds(records, "table2")
+    assert t2["CNN"]["test"].tolist() == [80.0, 90.0, 85.0]
+    local = summary.across_seeds(records, "localisation")["ours B4"]["bird share"]
+    assert local.tolist() == pytest.approx([0.3, 0.5, 0.3])  # per-seed means, the missing value dropped
+    assert summary.across_seeds(records, "consistency")["ours B4"]["consistency exact"].tolist() == [50, 51, 52]
+    # mean 85 and the Student-t half-width over 3 seeds: t(0.975, 2) * 5 / sqrt(3) = 12.42
+    assert "85.0 ± 12.4" in summary.table(records, "table2", 1)
+    with pytest.raises(FileNotFoundError, match="no recorded seed of recipe 'w32'"):
+        summary.load_records(tmp_path, "w32")

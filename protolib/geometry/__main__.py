@@ -21,9 +21,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(s < 0 for s in args.seeds):
         parser.error(f"seeds must be >= 0, got {args.seeds}")
+    from . import summary
     from .record import run
 
     run(args.recipe, args.seeds, args.out, device=args.device, progress=not args.quiet)
+    records = summary.load_records(args.out, args.recipe)
+    for line in summary.versions(records):
+        print(line)
+    print(f"Table 2 at {records[0]['provenance']['settings']['image_size']} px, recipe {args.recipe}, "
+          f"seeds {[r['provenance']['seed'] for r in records]} (mean ± 95 % interval over seeds):")
+    print(summary.table(records, "table2", 1))
     return 0
 
 
