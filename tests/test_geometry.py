@@ -121,6 +121,9 @@ def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
     said = []
     run("tiny", [0], tmp_path / "out", progress=False, say=said.append)
     assert said == ["tiny-seed0.json: every step recorded by this code version; kept"]  # resumed, not recomputed
+    again = run("tiny", [0], tmp_path / "again", progress=False, say=said.append)[0]  # cached backbone and maps
+    assert again["steps"]["table2"]["info"]["backbone_from_cache"] and again["steps"]["table2"]["info"]["maps_from_cache"]
+    assert again["steps"]["table2"]["accuracy"] == acc and again["steps"]["evaluation"] == ev  # same seed, same numbers
 
 
 def fake_record(seed: int, commit: str, cnn: float, share: list) -> dict:
