@@ -6,6 +6,7 @@ Foundations
     ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
     ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
     ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
+    ``narrow_resnet`` ResNet18/34 at a smaller width (``resnet18_w16``): ResNet's grids at a fraction of the cost
     ``train``        the KMEx training recipe; load-or-train through ``store``
     ``features``     batched (and cached) pooled embeddings z and logits
     ``backbone``     a chapter's first step: the cached backbone, its splits, one printed description
@@ -25,7 +26,8 @@ Reproduction
     ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
     ``tables``       the one Markdown table renderer of the book and the reproduction
     ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
-    ``quality``      are the explanations right? faithfulness, randomisation, localisation
+    ``quality``      are the explanations right? faithfulness, randomisation, localisation, ROAD, consistency
+    ``geometry``     the 224 px birds testbed: recipes, chapter 8's evaluation per seed, the record command
 Figures
     ``viz``; the maps' figures and widget are in ``explain``
 """

@@ -284,8 +284,10 @@ def build_model(arch: str = "resnet18", num_classes: int = 10, pretrained: bool 
     ``weights=`` enums (from torch's hub cache when present, else downloaded). Offline without a
     copy it raises :class:`WeightsUnavailableError` saying where to put the file.
     """
-    from . import config
+    from . import config, narrow_resnet
 
+    if narrow_resnet.is_narrow(arch):  # resnet18_w16 ...: see protolib.narrow_resnet
+        return narrow_resnet.build(arch, check_int("num_classes", num_classes, 1), pretrained)
     if not isinstance(arch, str) or arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"arch: unknown torchvision architecture {arch!r}; "
                          "see torchvision.models.list_models() for the names")

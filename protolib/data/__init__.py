@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .._checks import check_int
 from ..config import data_root
-from . import birds, cub, digits, mnist, stl10
+from . import birds, birds224, cub, digits, mnist, stl10
 from .base import DatasetNotFoundError, DatasetSpec, LabelledImages, TensorImages
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,6 +57,7 @@ register(DatasetSpec(
 ))
 
 register(birds.make_spec("birds", birds.DEFAULTS["num_classes"], birds.DEFAULTS["image_size"]))
+register(birds224.make_spec())  # the paper's geometry: 224 px, 10 classes (see data/birds224.py)
 
 
 def available() -> list[str]:

@@ -255,6 +255,10 @@ class ExplanationMaps:
         h = self.features_from(activations)
         self.grid_ = tuple(h.shape[-2:])
         x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        if len(x) < self.k_per_class:  # e.g. B4 of a 32 px image is 1 x 1: one cell per image
+            raise ValueError(f"class {c}: {len(h)} image(s) x the {self.grid_[0]} x {self.grid_[1]} grid of "
+                             f"{self.name} give {len(x)} cells, fewer than the k_per_class={self.k_per_class} "
+                             "clusters asked; use more images, larger images, a shallower block or fewer clusters")
         centers, inertia, n = self._cluster(x, c)
         near, dist = assign(centers, x, chunk_size=self.chunk_size)
         return ClassFit(centers, inertia, n, self._pixel_location(idx, near.cpu()), dist.cpu())
