@@ -21,6 +21,7 @@ def test_nmi_and_purity_match_scikit_learn_and_hand_values():
     assert ps.ari(torch.tensor([[4, 0], [0, 4]])) == pytest.approx(1.0)
     hand = torch.tensor([[3, 1], [0, 2]])  # segment 0: 3 of part 0, 1 of part 1; segment 1: 2 of part 1
     assert ps.purity(hand) == pytest.approx(5 / 6)
+    assert abs(ps.purity(torch.tensor([[2, 1, 0], [0, 1, 2]])) - 2 / 3) < 1e-15   # float64, not float32
     assert ps.nmi(torch.tensor([[4, 0], [0, 4]])) == pytest.approx(1.0)
     assert ps.nmi(torch.tensor([[2, 2], [2, 2]])) == pytest.approx(0.0)
 

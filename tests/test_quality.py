@@ -183,3 +183,19 @@ def test_randomisation_table_lists_every_spearman_then_the_first_and_last_ssim()
     assert list(one["m"]) == ["Spearman after fc", "SSIM after fc"]
     with pytest.raises(ValueError, match="no randomisation stage"):
         evaluate.randomisation_table({})
+
+
+def test_toy_mean_channel_net_has_closed_form_curves_and_shares():
+    from protolib.quality import toy
+    net, x, mask = toy.mean_channel_net(), toy.ramp_image(), toy.corner_bird()
+    assert net(x).tolist() == [[7.5, 0.0]]                    # mean of 0..15, and 0
+    dele = fa.curve(net, x, x[:, 0], 0, "deletion", steps=4, baseline="mean", score="logit")
+    ins = fa.curve(net, x, x[:, 0], 0, "insertion", steps=4, baseline="mean", score="logit")
+    assert dele[0].tolist() == [7.5, 66 / 16, 28 / 16, 6 / 16, 0.0]
+    assert fa.area(dele).item() == 2.5 and fa.area(ins).item() == 5.0
+    local = evaluate.localisation({"fine": x[:, 0]}, mask, 3, [[1]])
+    assert abs(local["fine"]["bird share"].item() - 1 / 3) < 1e-12
+    assert local["fine"]["pointing game"].item() == 1.0
+    assert abs(local["area (blind map)"]["bird share"].item() - 3 / 16) < 1e-12
+    with pytest.raises(ValueError, match="channel 2"):
+        toy.mean_channel_net(in_channels=2, channel=2)

@@ -75,7 +75,7 @@ def ari(table: torch.Tensor) -> float:
 
 def purity(table: torch.Tensor) -> float:
     """Share of items whose row (segment) majority column (part) is their own column."""
-    return (table.max(1).values.sum() / table.sum().clamp_min(1)).item()
+    return (table.max(1).values.sum().double() / table.sum().clamp_min(1).double()).item()  # float64, not float32
 
 
 @dataclass
