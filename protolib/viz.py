@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._convert import to_numpy
+from ._extras import require
 from .metrics import rescale_to_class_norm
 
 
@@ -63,7 +64,7 @@ def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex
     y_train; ``max_points_per_class`` subsamples each split (seeded by ``random_state``) to
     bound the UMAP's cost. The c_j are rescaled with the mean norm of the class's *training* z.
     """
-    import umap  # imported here: it compiles with numba on first use (tens of seconds)
+    umap = require("umap", "the prototype UMAP")  # here: numba compiles it on first use (tens of seconds)
 
     y_train, y_test, kmex_labels = to_numpy(y_train), to_numpy(y_test), to_numpy(kmex_labels)
     classes = np.unique(y_train) if classes is None else np.asarray(classes)

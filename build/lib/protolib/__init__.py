@@ -1,0 +1,33 @@
+"""protolib: k-means-based post-hoc self-explanation of CNNs.
+
+Foundations
+    ``config``       run profiles (``quick``, ``paper``), epochs override, data and cache roots, device,
+                     DataLoader workers, mixed precision, local ImageNet weights
+    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
+    ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
+    ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
+    ``train``        the KMEx training recipe; load-or-train through ``store``
+    ``features``     batched (and cached) pooled embeddings z and logits
+    ``backbone``     a chapter's first step: the cached backbone, its splits, one printed description
+    ``_checks``      the argument checks shared by the public entry points (clear errors)
+The paper
+    ``sem``          Theorem 1: classifier columns as prototypes, per-pixel evidence maps
+    ``kmex``         ``KMExClassifier``, class-wise k-means prototypes (scikit-learn estimator)
+    ``metrics``      Table 1 alignment cosines, accuracies
+    ``explain``      the encoder's explanation, one module per step (see its docstring):
+                     ``blocks`` (eq. 6-8), ``kmeans`` and its backends, ``maps`` (eq. 9-10,
+                     ``ExplanationMaps``), ``maps_cache``, ``cam`` (eq. 11 and its propagation),
+                     ``patches``, ``part_scores``, ``viz_maps``, ``widgets``
+    ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
+Reproduction
+    ``paper``        the paper's Tables 1 and 2 and settings, as data
+    ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
+    ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
+    ``tables``       the one Markdown table renderer of the book and the reproduction
+    ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
+    ``quality``      are the explanations right? faithfulness, randomisation, localisation
+Figures
+    ``viz``; the maps' figures and widget are in ``explain``
+"""
+
+__version__ = "0.1.0"

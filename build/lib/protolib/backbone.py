@@ -1,0 +1,56 @@
+"""A chapter's first step: the trained backbone of a dataset, its two splits, and how to say what it is.
+
+Every chapter that explains a backbone starts the same way (load it from the cache or train it,
+load the train and test splits, print which model and data the numbers below come from); this
+is that step once, so every chapter prints the same description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from . import data, train
+
+
+@dataclass
+class Backbone:
+    """The trained CNN of ``dataset`` (``trained``: :class:`protolib.train.TrainResult`) with its
+    train and test splits (evaluation transforms)."""
+
+    dataset: str
+    trained: train.TrainResult
+    train_set: Dataset
+    test_set: Dataset
+
+    @property
+    def model(self) -> nn.Module:
+        return self.trained.model
+
+    @property
+    def meta(self) -> dict:
+        return self.trained.meta
+
+    def describe(self) -> str:
+        """Three lines: both splits' titles, then architecture, start, profile, seed, epochs, test
+        accuracy and where the weights came from."""
+        m = self.meta
+        start = "ImageNet" if m["pretrained"] else "random init"
+        origin = "loaded from the cache" if self.trained.from_cache else "trained now"
+        return (f"train data : {self.train_set.title}\n"
+                f"test data  : {self.test_set.title}\n"
+                f"backbone   : {m['arch']} ({start}), profile {m['profile']}, seed {m['seed']}, "
+                f"{m['recipe']['epochs']} epochs, CNN test accuracy {m['test_accuracy']:.1f} % "
+                f"({origin}; trained in {m['train_seconds']:.0f} s on {m['device']})")
+
+
+def load(dataset: str, seed: int = 0, **options) -> Backbone:
+    """The backbone of ``dataset`` from :func:`protolib.train.load_or_train` (``options`` go to it)
+    and the dataset's train and test splits."""
+    trained = train.load_or_train(dataset, seed=seed, **options)
+    return Backbone(dataset, trained, data.load(dataset, "train"), data.load(dataset, "test"))
+
+
+__all__ = ["Backbone", "load"]

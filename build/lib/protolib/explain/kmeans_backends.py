@@ -1,0 +1,195 @@
+"""k-means backends chosen by name, for the class-wise prototypes of the explanation maps.
+
+* ``"exact"``: :func:`protolib.explain.kmeans.kmeans`, the torch Lloyd that follows scikit-learn (default;
+  CPU or GPU, needs the class's pixel vectors in memory).
+* ``"faiss"``: Lloyd's iterations of ``faiss`` (``pip install faiss-cpu``), on the CPU. faiss
+  subsamples to ``max_points_per_centroid`` points per centre by default; here it does not unless
+  asked (``max_points_per_centroid=...``).
+* ``"streaming"``: :func:`streaming_kmeans`, mini-batch k-means over a *stream* of batches of pixel
+  vectors (e.g. one batch per forward pass), on the device of the batches; memory is one batch plus
+  an initial sample, whatever the number of points.
+
+All backends share the seeding (greedy k-means++ of :mod:`protolib.explain.kmeans` on a local generator,
+so the same seed gives the same initial centres), ``n_init`` (the run with the lowest inertia
+wins), ``tol`` (squared centre shift at most ``tol * mean(var(X, axis=0))``), ``max_iter`` and the
+result type :class:`~protolib.explain.kmeans.KMeansResult`. The engine beyond one machine (Dask) is in
+:mod:`protolib.explain.kmeans_dask`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .kmeans import (KMeansResult, _lloyd_step, assign, centred, generator, kmeans, kmeans_plusplus, mean_variance,
+                     sq_norms)
+
+BACKENDS = ("exact", "faiss", "streaming")
+
+
+def cluster(x: torch.Tensor, k: int, backend: str = "exact", n_init: int = 1, max_iter: int = 300,
+            tol: float = 1e-4, seed: int | torch.Generator = 0, init: torch.Tensor | None = None,
+            chunk_size: int | None = None, **options) -> KMeansResult:
+    """k-means of the points ``x`` (N, D) with the backend named ``backend`` (see the module doc).
+
+    ``options`` go to the backend: ``max_points_per_centroid`` for faiss; ``batch_rows``,
+    ``init_size``, ``init_runs``, ``max_epochs`` and ``refine`` for streaming (``x`` is then
+    streamed in batches of ``batch_rows``).
+    """
+    if backend == "exact":
+        _no_options(backend, options)
+        return kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, seed=seed, init=init, chunk_size=chunk_size)
+    if backend == "faiss":
+        return faiss_kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, seed=seed, init=init, **options)
+    if backend == "streaming":
+        centred(x, k)  # the same input checks as the other backends
+        rows = int(options.pop("batch_rows", 65536))
+        return streaming_kmeans(lambda: x.split(rows), k, n_init=n_init, max_iter=max_iter, tol=tol, seed=seed,
+                                init=init, chunk_size=chunk_size, **options)
+    raise ValueError(f"unknown k-means backend {backend!r}; choose one of {BACKENDS}")
+
+
+def _no_options(backend: str, options: dict) -> None:
+    if options:
+        raise TypeError(f"the {backend} backend takes no options {sorted(options)}")
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError as err:  # optional dependency
+        raise ImportError("the faiss backend needs faiss: pip install faiss-cpu") from err
+    return faiss
+
+
+def faiss_kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
+                 seed: int | torch.Generator = 0, init: torch.Tensor | None = None,
+                 max_points_per_centroid: int | None = None) -> KMeansResult:
+    """k-means with faiss's Lloyd iterations from our k-means++ seeding (one faiss iteration per step,
+    so that ``tol`` stops it as it stops the exact backend). Runs on the CPU in float32; the
+    result is returned on ``x``'s device and dtype. ``max_points_per_centroid`` turns faiss's
+    subsampling on (each iteration then sees at most that many points per centre)."""
+    faiss = _import_faiss()
+    xc, mean = centred(x, k)
+    xc = xc.detach().to("cpu", torch.float32).contiguous()
+    gen = generator(seed)
+    x_sq = sq_norms(xc)
+    abs_tol = tol * mean_variance(xc, x_sq, torch.zeros(xc.shape[1]))
+    xn, (n, d) = xc.numpy(), xc.shape
+    best = None
+    for _ in range(1 if init is not None else n_init):
+        start = (init.to(xc) - mean.to(xc)) if init is not None else kmeans_plusplus(xc, k, gen, x_sq=x_sq)
+        centers, it = start.numpy().astype(np.float32), 0
+        for it in range(1, max_iter + 1):
+            clus = faiss.Clustering(d, k)
+            clus.niter, clus.seed = 1, it  # faiss draws only when it subsamples or splits an empty centre
+            clus.max_points_per_centroid = max_points_per_centroid or n  # no subsampling unless asked
+            clus.min_points_per_centroid = 1
+            faiss.copy_array_to_vector(centers.ravel(), clus.centroids)
+            clus.train(xn, faiss.IndexFlatL2(d))
+            new = faiss.vector_to_array(clus.centroids).reshape(k, d)
+            shift = float(((new.astype(np.float64) - centers) ** 2).sum())
+            centers = new
+            if shift <= abs_tol:
+                break
+        index = faiss.IndexFlatL2(d)
+        index.add(centers)
+        dist, lab = index.search(xn, 1)
+        res = KMeansResult(torch.from_numpy(centers), torch.from_numpy(lab[:, 0]).long(),
+                           float(np.maximum(dist, 0).sum(dtype=np.float64)), it)
+        if best is None or res.inertia < best.inertia:
+            best = res
+    best.centers = (best.centers + mean.to(best.centers)).to(device=x.device, dtype=x.dtype)
+    best.labels = best.labels.to(x.device)
+    return best
+
+
+def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_init: int = 1, max_iter: int = 300,
+                     tol: float = 1e-4, seed: int | torch.Generator = 0, init: torch.Tensor | None = None,
+                     init_size: int = 32768, init_runs: int | None = None, max_epochs: int = 3, refine: int = 0,
+                     chunk_size: int | None = None, progress: bool = False) -> KMeansResult:
+    """Mini-batch k-means over a stream, never holding more than one batch and ``init_size`` rows.
+
+    ``batches()`` returns a fresh iterable of (m, D) float tensors, the same ones each time (e.g.
+    the pixel vectors of one class, one forward pass per batch). Steps:
+
+    1. the first ``init_size`` rows of the stream are kept: the exact backend (k-means++, then
+       Lloyd with ``max_iter`` and ``tol``) clusters them ``init_runs`` times (default
+       ``max(n_init, 3)``: runs on a sample are cheap, and one run on a sample lands in a poor
+       local optimum more often than one run on all points), the best run wins; ``init`` (k, D)
+       replaces this step;
+    2. epochs over the stream: each batch moves every centre towards the mean of its points
+       in the batch with the rate (its points in the batch) / (its points so far) (Sculley's
+       mini-batch update, as scikit-learn's ``MiniBatchKMeans``), until an epoch moves the
+       centres by at most ``tol * mean(var)`` (of the initial rows) or after ``max_epochs``;
+    3. ``refine`` exact Lloyd passes over the stream (sums and counts accumulated batch by batch);
+    4. one last pass assigns every row to its nearest centre: the inertia. ``labels`` is None.
+
+    Works on the device of the first batch; float32 distances are computed on rows shifted by
+    the mean of the initial rows (as the exact backend centres the data).
+    """
+    def stream(desc):
+        from tqdm.auto import tqdm
+        for i, b in enumerate(tqdm(batches(), desc=desc, disable=not progress, leave=False)):
+            if not isinstance(b, torch.Tensor) or b.ndim != 2 or not b.is_floating_point():
+                raise ValueError(f"batch {i} of the stream is not a floating (m, D) tensor: "
+                                 f"{getattr(b, 'dtype', type(b).__name__)} {tuple(getattr(b, 'shape', ()))}")
+            if len(b):
+                yield b
+
+    head, kept = [], 0
+    for b in stream("k-means init sample"):
+        head.append(b[: init_size - kept])
+        kept += len(head[-1])
+        if kept >= init_size:
+            break
+    if not head:
+        raise ValueError("the stream yielded no points")
+    sample = torch.cat(head).float()
+    device, shift = sample.device, sample.mean(0)
+    if init is not None:
+        centers = init.to(sample) - shift
+    else:
+        if kept < k:
+            raise ValueError(f"k={k} clusters need at least k points in the first init_size={init_size} rows")
+        runs = max(n_init, 3) if init_runs is None else init_runs
+        centers = kmeans(sample - shift, k, n_init=runs, max_iter=max_iter, tol=tol, seed=seed,
+                         chunk_size=chunk_size).centers
+    sample_c = sample - shift
+    abs_tol = tol * mean_variance(sample_c, sq_norms(sample_c))
+    del head, sample, sample_c
+
+    def prepared(desc):
+        for b in stream(desc):
+            yield b.to(device=device, dtype=torch.float32) - shift
+
+    counts = torch.zeros(k, dtype=torch.float64, device=device)
+    epoch = 0
+    for epoch in range(1, max_epochs + 1):
+        before = centers.clone()
+        for b in prepared(f"mini-batch epoch {epoch}"):
+            _, _, sums, n_b = _lloyd_step(b, sq_norms(b), centers, chunk_size)
+            counts += n_b
+            hit = n_b > 0
+            rate = (n_b[hit] / counts[hit]).unsqueeze(1)
+            centers[hit] = (centers[hit] + rate * (sums[hit] / n_b[hit].unsqueeze(1) - centers[hit])).float()
+        if ((centers - before).double() ** 2).sum().item() <= abs_tol:
+            break
+    for r in range(refine):
+        sums = torch.zeros(k, centers.shape[1], dtype=torch.float64, device=device)
+        n = torch.zeros(k, dtype=torch.float64, device=device)
+        for b in prepared(f"Lloyd pass {r + 1}"):
+            _, _, part, n_b = _lloyd_step(b, sq_norms(b), centers, chunk_size)
+            sums += part
+            n += n_b
+        hit = n > 0
+        centers[hit] = (sums[hit] / n[hit].unsqueeze(1)).float()
+    inertia = 0.0
+    for b in prepared("inertia pass"):
+        inertia += assign(b, centers, chunk_size)[1].double().sum().item()
+    return KMeansResult(centers + shift, None, inertia, epoch + refine)
+
+
+__all__ = ["BACKENDS", "cluster", "faiss_kmeans", "streaming_kmeans"]

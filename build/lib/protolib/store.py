@@ -1,0 +1,153 @@
+"""One cache for everything protolib stores: paths, keys, atomic writes, locks, safe loading.
+
+Every cached thing (generated datasets, backbones, embeddings, explanation maps, ProtoPNet
+stages) is a ``.pt`` file ``<cache root>/<folder>/<name>-<key>.pt`` holding ``{"state_dict":
+tensors, "meta": plain values}``. The key is a short hash of everything that changes the file:
+
+* the *kind* and its format version (:data:`FORMATS`; bump one when the meaning of that kind's
+  files or the code of an equation behind them changes, and only that kind is rebuilt);
+* the caller's fields (architecture, recipe, seed, ...);
+* a fingerprint of the data's content (:func:`fingerprint`), so that new or changed data files
+  never meet a model trained on the old ones.
+
+Writes go to a temporary file that is renamed into place (never half a file), under a file lock
+(two notebooks asking for the same thing build it once); reads use
+``torch.load(weights_only=True)`` and a corrupt file is rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from filelock import FileLock
+
+from . import config
+
+# Format version of each kind of cached file; a bump rebuilds that kind only.
+FORMATS: dict[str, int] = {
+    "backbone": 2,      # 2: keyed by the content of the train and test splits and the weights file
+    "features": 2,
+    "maps": 2,
+    "protopnet": 2,
+    "birds": 2,
+}
+FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data"}
+
+
+def root(cache_dir: str | Path | None = None) -> Path:
+    """The cache root: ``cache_dir`` when given, else :func:`protolib.config.cache_root`."""
+    return Path(cache_dir) if cache_dir is not None else config.cache_root()
+
+
+def digest(**fields) -> str:
+    """A short stable hash (12 hex digits) of JSON-able ``fields``."""
+    blob = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def key(kind: str, **fields) -> str:
+    """The cache key of a file of ``kind``: its format version and ``fields``."""
+    if kind not in FORMATS:
+        raise ValueError(f"unknown cache kind {kind!r}; known kinds: {sorted(FORMATS)}")
+    return digest(kind=kind, format=FORMATS[kind], **fields)
+
+
+def path(kind: str, name: str, key_: str, cache_dir: str | Path | None = None) -> Path:
+    """``<root>/<folder of kind>/<name>-<key>.pt``."""
+    return root(cache_dir) / FOLDERS[kind] / f"{name}-{key_}.pt"
+
+
+def fingerprint(dataset) -> str:
+    """A cheap hash (16 hex digits) of a dataset's content.
+
+    Datasets may say what their content is with a ``content_fingerprint()`` method (CUB: the
+    file list, file sizes and labels); otherwise the labels and, when held in memory as a
+    tensor ``images``, the pixels are hashed. A ``Subset`` hashes its parent and its indices.
+    """
+    from torch.utils.data import Subset
+
+    if isinstance(dataset, Subset):
+        h = hashlib.sha256(fingerprint(dataset.dataset).encode())
+        h.update(torch.as_tensor(list(dataset.indices), dtype=torch.long).numpy().tobytes())
+        return h.hexdigest()[:16]
+    own = getattr(dataset, "content_fingerprint", None)
+    if callable(own):
+        return own()
+    h = hashlib.sha256(torch.as_tensor(dataset.targets).numpy().tobytes())
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor):
+        h.update(str(tuple(images.shape)).encode())
+        h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def atomic_write(file: Path, write: Callable[[object], None]) -> None:
+    """Call ``write`` on a binary temporary file in the same folder, then rename: never half a file."""
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, file: Path) -> None:
+    """``torch.save`` ``obj`` to ``file`` atomically."""
+    atomic_write(file, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(file: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``file`` atomically."""
+    atomic_write(file, lambda f: f.write(text.encode()))
+
+
+def safe_load(file: Path) -> dict | None:
+    """A cached file's ``{"state_dict", "meta"}``, or ``None`` (with a warning) when missing or corrupt."""
+    file = Path(file)
+    if not file.exists():
+        return None
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+        if not isinstance(obj, dict) or "state_dict" not in obj:
+            raise ValueError("not a protolib checkpoint")
+        return obj
+    except Exception as err:
+        warnings.warn(f"cached checkpoint {file} is unreadable ({err}); it will be rebuilt", stacklevel=2)
+        return None
+
+
+def load_or_build(file: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
+    """The file at ``file``, built with ``build()`` and saved under a file lock when absent.
+
+    Returns ``(checkpoint, from_cache)``. Other processes asking for the same file wait for the
+    lock and then read what the first one wrote.
+    """
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(file) + ".lock"):
+        ckpt = safe_load(file)
+        if ckpt is not None:
+            return ckpt, True
+        ckpt = build()
+        atomic_save(ckpt, file)
+        return ckpt, False
+
+
+__all__ = ["FORMATS", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
+           "safe_load", "load_or_build"]
