@@ -25,7 +25,7 @@ INSTALL_CELL = '''\
 import importlib.util
 
 if importlib.util.find_spec("protolib") is None:
-    print("protolib is missing: installing protolib[book] from {url} (a minute or two)")
+    print("Installing protolib[book] from {url} (a minute or two)")
     %pip install -q "protolib[book] @ git+{url}"'''
 
 
@@ -74,7 +74,7 @@ def test_the_install_cell_installs_the_book_extras_only_where_protolib_is_missin
     assert capsys.readouterr().out == ""
     assert _run_install_cell(monkeypatch, missing=True) == [
         ("pip", f'install -q "protolib[book] @ git+{URL}"')]
-    assert capsys.readouterr().out == f"protolib is missing: installing protolib[book] from {URL} (a minute or two)\n"
+    assert capsys.readouterr().out == f"Installing protolib[book] from {URL} (a minute or two)\n"
 
 
 # import name -> distribution, for the chapters' third-party imports
