@@ -130,7 +130,8 @@ CALLS = [
 
 @pytest.mark.parametrize("module, call", CALLS, ids=[m for m, _ in CALLS])
 def test_a_missing_extra_names_the_install_command(monkeypatch, module, call):
-    monkeypatch.setitem(sys.modules, module, None)          # import of `module` now fails
+    for name in [m for m in sys.modules if m.startswith(f"{module}.")] + [module]:
+        monkeypatch.setitem(sys.modules, name, None)        # importing `module` (or a part) now fails
     with pytest.raises(ImportError, match=re.escape('pip install "protolib[book]"')) as err:
         call()
     assert not isinstance(err.value, ModuleNotFoundError) and module in str(err.value)
