@@ -111,3 +111,31 @@ def test_theorem1_check_restores_the_callers_settings(restore_torch):
     before = determinism.state()
     check = sem.theorem1_check(TinyNet(), torch.rand(2, 2, 8, 8), torch.float64)
     assert check.max_abs_error < 1e-12 and determinism.state() == before
+
+
+def test_the_chapters_checked_calls_run_inside_exact_on_the_cpu(restore_torch):
+    """What chapters 1, 4, 5 and 6 run inside exact(): no CPU op refuses deterministic mode, and
+    the numbers are those computed outside it, bit for bit."""
+    from protolib import protopnet, sem
+    from protolib.explain import cam, maps
+    from protolib.models import build_model
+    from test_protopnet import TinySet, tiny_model
+    from test_viz_maps import _tiny_rgb_dataset
+    torch.manual_seed(0)
+    net, ds = build_model("resnet18", 2).eval(), _tiny_rgb_dataset()
+    x = torch.stack([ds[i][0] for i in range(4)])
+    ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False).fit(ds) for n in ("B4", "B234")}
+    pnet, pds = tiny_model(), TinySet()
+
+    def run():
+        return (sem.evidence_maps(net, x)[1], cam.last_block_attribution(net, x)[0],
+                cam.importance_maps(ex, x).maps["B234"], ex["B234"].features(x),
+                cam.grad_cam(net, x, torch.zeros(4, dtype=torch.long), layer="layer4"),
+                protopnet.explain(pnet.eval(), pds.x[0], top=3).contributions)
+    outside = run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        with determinism.exact():
+            inside = run()
+    for a, b in zip(outside, inside):
+        assert torch.equal(a, b)
