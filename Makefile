@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # bit for bit. benchmarks/threads.py measures the three arrangements.
 UNIT_WORKERS ?= 2
 
-.PHONY: setup book test test-unit test-notebooks clean
+.PHONY: setup book test test-format test-unit test-notebooks test-reader clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,25 @@ book: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
 	@echo "Book written to _build/html/index.html"
 
+# Notebook code at most 100 characters a line, formatted by ruff (config: pyproject.toml [tool.ruff]).
+test-format: setup
+	$(BIN)/ruff format --check book/
+	$(BIN)/ruff check --select E501 book/
+
 test-unit: setup
-	$(BIN)/python -m pytest -n $(UNIT_WORKERS) -m "not paper_smoke" tests/
+	$(BIN)/python -m pytest -n $(UNIT_WORKERS) -m "not paper_smoke and not reader" tests/
 	$(BIN)/python -m pytest -m paper_smoke tests/
 
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 book/
 
-test: test-unit test-notebooks
+# A reader's path: the wheel in a fresh environment outside the checkout (made by uv from the package
+# index), chapters 1 (core install) and 7 ([book] extras) each alone in an empty folder
+# (tests/reader). After test-notebooks, whose cache of trained backbones it shares.
+test-reader: setup
+	$(BIN)/python -m pytest -m reader -s tests/reader
+
+test: test-format test-unit test-notebooks test-reader
 
 clean:
 	rm -rf _build

@@ -233,10 +233,18 @@ def describe(profile: str | Profile | None = None) -> str:
         f"backbone         : {p.arch} ({weights_note() if p.pretrained else 'random init'}), "
         f"runs: {p.runs}\n{epochs}"
         f"device           : {dev}{gpu}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU threads\n"
+        f"{torch.get_num_threads()} CPU threads\n{gpu_note(dev)}"
         f"data root        : {data_root()}\n"
         f"cache root       : {cache_root()}"
     )
+
+
+def gpu_note(dev: torch.device) -> str:
+    """The banner's line for a GPU run (empty on a CPU): numbers move in their last digits."""
+    if dev.type != "cuda":
+        return ""
+    return ("GPU run          : on a GPU; numbers may differ from the CPU-recorded ones in the last "
+            "digits (TF32, cuDNN); equality checks run in protolib.determinism.exact()\n")
 
 
 def weights_note() -> str:

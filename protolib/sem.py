@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import determinism
 from ._checks import check_images
 from .models import gap_split
 
@@ -66,6 +67,8 @@ def theorem1_check(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch
 
     The model is evaluated (on a copy when ``dtype`` differs from its own), so BatchNorm uses
     its running statistics and dropout is off: the identity holds for the network as deployed.
+    Both sides run in :func:`protolib.determinism.exact` (no TF32, deterministic kernels), so
+    the gap measures the identity, not a GPU's reduced precision.
     """
     check_images("x", x)
     params = next(model.parameters())
@@ -73,10 +76,11 @@ def theorem1_check(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch
     was_training = net.training
     net.eval()
     try:
-        x = x.to(device=params.device, dtype=dtype)
-        logits = net(x)
-        _, maps = evidence_maps(net, x)
-        mean = maps.mean(dim=(2, 3))
+        with determinism.exact():
+            x = x.to(device=params.device, dtype=dtype)
+            logits = net(x)
+            _, maps = evidence_maps(net, x)
+            mean = maps.mean(dim=(2, 3))
     finally:
         net.train(was_training)
     err = (logits - mean).abs()

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._convert import to_numpy
+from ._extras import require
+from .viz_layout import NORMAL, SMALL, TEXT_WIDTH
 from .metrics import rescale_to_class_norm
 
 
@@ -63,7 +65,7 @@ def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex
     y_train; ``max_points_per_class`` subsamples each split (seeded by ``random_state``) to
     bound the UMAP's cost. The c_j are rescaled with the mean norm of the class's *training* z.
     """
-    import umap  # imported here: it compiles with numba on first use (tens of seconds)
+    umap = require("umap", "the prototype UMAP")  # here: numba compiles it on first use (tens of seconds)
 
     y_train, y_test, kmex_labels = to_numpy(y_train), to_numpy(y_test), to_numpy(kmex_labels)
     classes = np.unique(y_train) if classes is None else np.asarray(classes)
@@ -94,7 +96,7 @@ def _scatter_data(ax, res: PrototypeUMAP, colours: dict) -> None:
     ax.set_xticks([]), ax.set_yticks([])
 
 
-def plot_prototype_umap(res: PrototypeUMAP, class_names=None, title: str = "", figsize=(12, 5.5)):
+def plot_prototype_umap(res: PrototypeUMAP, class_names=None, title: str = "", figsize=(TEXT_WIDTH, 4.0)):
     """The two panels of Figure 2; returns the matplotlib figure.
 
     Points: training embeddings (opaque) and test embeddings (faint), coloured by class.
@@ -110,13 +112,15 @@ def plot_prototype_umap(res: PrototypeUMAP, class_names=None, title: str = "", f
         left.scatter(*sc, marker="^", s=80, color=colours[c], **marker)
     for c, xy in zip(res.kmex_labels, res.kmex_xy):
         right.scatter(*xy, marker="s", s=45, color=colours[c], **marker)
-    left.set_title("classifier prototypes $c_j$: raw (x), rescaled to class norm (triangles)")
-    right.set_title(f"KMEx prototypes (squares), {len(res.kmex_xy)} in all")
+    left.set_title("classifier prototypes $c_j$: raw (x),\nrescaled to class norm (triangles)", fontsize=NORMAL)
+    right.set_title(f"KMEx prototypes (squares),\n{len(res.kmex_xy)} in all", fontsize=NORMAL)
+    for ax in (left, right):
+        ax.tick_params(labelsize=SMALL)
     names = [str(class_names[c]) if class_names is not None else str(c) for c in res.classes]
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[c], label=n) for c, n in zip(res.classes, names)]
-    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
+    fig.legend(handles=handles, loc="center right", fontsize=SMALL, frameon=False)
+    fig.suptitle(title, fontsize=NORMAL)
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     return fig
 
 
@@ -129,7 +133,8 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
     """
     rows = list(rows)
     n = inspection.neighbours.shape[1]
-    size = (n * figsize_per_image, len(rows) * figsize_per_image)
+    per = min(figsize_per_image, (TEXT_WIDTH - 1.2) / n)    # 1.2 in for the row labels
+    size = (n * per + 1.2, len(rows) * per)
     fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False)
     for r, k in enumerate(rows):
         label = to_numpy(prototype_labels)[k]
@@ -140,7 +145,7 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
             if i >= 0:
                 img = dataset.denormalize(dataset[int(i)][0]).permute(1, 2, 0).cpu().numpy()
                 ax.imshow(img)
-        axes[r, 0].set_ylabel(f"{name} #{k}\nn={inspection.cluster_sizes[k]}", fontsize=7, rotation=0,
+        axes[r, 0].set_ylabel(f"{name} #{k}\nn={inspection.cluster_sizes[k]}", fontsize=SMALL, rotation=0,
                               ha="right", va="center")
     fig.tight_layout(pad=0.2)
     return fig

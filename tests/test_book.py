@@ -45,7 +45,7 @@ def test_chapter_opens_with_what_the_reader_will_learn(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_prints_the_profile_first(path):
     code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    assert "config.show()" in "".join(code[0]["source"])
+    assert "config.show()" in "".join(code[1]["source"]), "right after the install cell"
 
 
 def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
@@ -60,25 +60,7 @@ def _markdown(path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
 
 
-def _colab_install_line(path) -> str:
-    """The ``%pip install`` line of the chapter's first code cell, guarded by ``import protolib``."""
-    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    lines = [ln.strip() for ln in "".join(code[0]["source"]).splitlines()]
-    assert len(lines) > 3 and lines[0] == "try:" and lines[1].startswith("import protolib") \
-        and lines[2].startswith("except ImportError:"), \
-        f"{path.name}: the first code cell must open with the Colab install block"
-    assert lines[3].startswith("%pip install") and "protolib" in lines[3], path.name
-    return lines[3]
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_chapter_installs_protolib_on_colab_first(path):
-    _colab_install_line(path)
-
-
-def test_every_chapter_installs_protolib_the_same_way():
-    lines = {p.name: _colab_install_line(p) for p in NOTEBOOKS}
-    assert len(set(lines.values())) == 1, f"different install lines: {lines}"
+# The install cell (the first code cell) is checked in tests/test_packaging.py.
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -67,3 +67,15 @@ def test_a_markdown_table_output_becomes_an_html_table(built):
     cells = html[html.index("<table"):html.index("</table>")]
     assert "CNN" in cells and "99.1 ± 0.2 (99.4)" in cells and "<td" in cells
     assert "| CNN |" not in html
+
+
+def test_a_chapter_page_offers_colab_and_the_notebook_download(built):
+    """Jupyter Book 1's launch buttons: Colab opens the chapter at the project's address (the one
+    in pyproject.toml), and the download menu serves the .ipynb itself."""
+    import tomllib
+    url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    html = (built / "book" / "table.html").read_text()
+    colab = url.replace("https://github.com/", "https://colab.research.google.com/github/")
+    assert f'href="{colab}/blob/main/book/table.ipynb"' in html
+    assert 'href="../_sources/book/table.ipynb"' in html
+    assert (built / "_sources" / "book" / "table.ipynb").is_file()

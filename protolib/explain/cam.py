@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_class_targets
+from .._extras import require
 from .maps import ExplanationMap, ExplanationMaps, check_ready
 from ..models import capture, gap_split, get_layer
 
@@ -146,7 +147,8 @@ def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts:
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, layer: str | nn.Module = "layer2",
              size: tuple[int, int] | None = None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM of ``target`` at ``layer`` through Captum: (B, h, w), or (B, *size) upsampled bilinearly."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    attr = require("captum.attr", "Grad-CAM (protolib.explain.cam.grad_cam)")
+    LayerAttribution, LayerGradCam = attr.LayerAttribution, attr.LayerGradCam
 
     module = model.get_submodule(layer) if isinstance(layer, str) else layer
     was_training = model.training

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from .._extras import require
 from .kmeans import (KMeansResult, _lloyd_step, assign, centred, generator, kmeans, kmeans_plusplus, mean_variance,
                      sq_norms)
 
@@ -57,11 +58,7 @@ def _no_options(backend: str, options: dict) -> None:
 
 
 def _import_faiss():
-    try:
-        import faiss
-    except ImportError as err:  # optional dependency
-        raise ImportError("the faiss backend needs faiss: pip install faiss-cpu") from err
-    return faiss
+    return require("faiss", "the faiss k-means backend")
 
 
 def faiss_kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,

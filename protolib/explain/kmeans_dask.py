@@ -23,16 +23,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._extras import require
 from .kmeans import KMeansResult, assign, generator, kmeans_plusplus
 
 
 def _import_dask():
-    try:
-        import dask
-        import dask.array as da
-    except ImportError as err:  # optional dependency
-        raise ImportError('the Dask engine needs dask: pip install "dask[distributed]"') from err
-    return dask, da
+    return require("dask", "the Dask k-means engine"), require("dask.array", "the Dask k-means engine")
 
 
 def _moments(block: np.ndarray) -> tuple[np.ndarray, float, int]:

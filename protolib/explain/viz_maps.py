@@ -19,6 +19,7 @@ from matplotlib import colors as mcolors
 
 from .maps import ExplanationMap
 from .patches import Patches
+from ..viz_layout import LARGE, NORMAL, SMALL, TEXT_WIDTH, grid_shape, panel_figsize
 
 PALETTE = [mcolors.to_rgb(c) for name, sl in (("tab10", slice(None)), ("tab20", slice(1, None, 2)),
                                               ("tab20b", slice(None)), ("tab20c", slice(None)))
@@ -65,7 +66,7 @@ def show_segments(ax, image: torch.Tensor, segments: torch.Tensor, colours: Mapp
     out = (1 - alpha) * img + alpha * rgb
     out[edge] = 1.0
     ax.imshow(out, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=NORMAL)
     ax.axis("off")
 
 
@@ -87,7 +88,7 @@ def show_importance(ax, image: torch.Tensor, importance: torch.Tensor, centre: f
         lo, hi = lo - 1.0, hi + 1.0
     ax.imshow(img.mean(2), cmap="gray", interpolation="nearest")
     im = ax.imshow(imp, cmap="RdBu_r", vmin=lo, vmax=hi, alpha=alpha, interpolation="nearest")
-    ax.set_title(f"{title}\n[{float(imp.min()):.3g}, {float(imp.max()):.3g}]" if title else "", fontsize=9)
+    ax.set_title(f"{title}\n[{float(imp.min()):.3g}, {float(imp.max()):.3g}]" if title else "", fontsize=NORMAL)
     ax.axis("off")
     return im
 
@@ -99,7 +100,7 @@ def show_patch(ax, crop: torch.Tensor, colour, title: str = "", width: float = 4
     for spine in ax.spines.values():
         spine.set_edgecolor(colour)
         spine.set_linewidth(width)
-    ax.set_title(title, fontsize=7)
+    ax.set_title(title, fontsize=SMALL)
 
 
 def explanation_panel(fig, image: torch.Tensor, explanation: ExplanationMap, importance: torch.Tensor,
@@ -116,7 +117,7 @@ def explanation_panel(fig, image: torch.Tensor, explanation: ExplanationMap, imp
     top, bottom = outer[0].subgridspec(1, 3), outer[1].subgridspec(1, max_patches)
     axes = [fig.add_subplot(top[0, i]) for i in range(3)]
     axes[0].imshow(_np_image(image), interpolation="nearest"), axes[0].axis("off")
-    axes[0].set_title("input", fontsize=9)
+    axes[0].set_title("input", fontsize=NORMAL)
     h, w = explanation.segments.shape[-2:]
     show_segments(axes[1], image, explanation.segments[0], colours, title=f"{name} explanation\nmap ({h}x{w})")
     show_importance(axes[2], image, importance, title=f"{name} importance")
@@ -133,24 +134,31 @@ def figure1(image: torch.Tensor, explanations: Mapping[str, ExplanationMap], imp
             max_patches: int = 6):
     """The Figure 1 analogue: one panel per block set (e.g. B4 left, B234 right) for one image."""
     names = list(explanations)
-    fig = plt.figure(figsize=(5.6 * len(names), 4.6), layout="constrained")
-    subs = fig.subfigures(1, len(names), wspace=0.04)
+    # one block set under the other: side by side, two panels would not fit the text width
+    fig = plt.figure(figsize=(TEXT_WIDTH, 4.2 * len(names)), layout="constrained")
+    subs = fig.subfigures(len(names), 1, hspace=0.04)
     for sub, name in zip(np.atleast_1d(subs), names):
         explanation_panel(sub, image, explanations[name], importance[name], patches[name], name,
                           class_names, max_patches)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=LARGE)
     return fig
 
 
-def compare_maps(image: torch.Tensor, maps: Mapping[str, torch.Tensor], title: str = ""):
-    """A row: the input, then each map (h, w) over it, each coloured over its own range."""
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.3 * (len(maps) + 1), 2.6), layout="constrained")
-    axes[0].imshow(_np_image(image)), axes[0].axis("off"), axes[0].set_title("input", fontsize=9)
+def compare_maps(image: torch.Tensor, maps: Mapping[str, torch.Tensor], title: str = "", max_cols: int = 5):
+    """The input, then each map (h, w) over it, each coloured over its own range: a grid of at most
+    ``max_cols`` panels a row, as wide as the book's text."""
+    rows, cols = grid_shape(len(maps) + 1, max_cols)
+    fig, axes = plt.subplots(rows, cols, figsize=panel_figsize(rows, cols, aspect=1.25, extra_height=0.4),
+                             layout="constrained", squeeze=False)
+    axes = axes.flatten()
+    axes[0].imshow(_np_image(image)), axes[0].axis("off"), axes[0].set_title("input", fontsize=NORMAL)
     for ax, (name, m) in zip(axes[1:], maps.items()):
         show_importance(ax, image, m.float(), title=name)  # each on its own range
+    for ax in axes[len(maps) + 1:]:
+        ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=LARGE)
     return fig
 
 
@@ -158,7 +166,7 @@ def segment_grid(images: Sequence[torch.Tensor], rows: Mapping[str, Sequence[tor
     """Several images (columns) and their segmentations by several block sets (rows); segment
     colours are per image and per row (prototype ids, largest segment first)."""
     n = len(images)
-    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.7 * n, 1.8 * (len(rows) + 1)),
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=panel_figsize(len(rows) + 1, n, 1.05, 0.4),
                              layout="constrained", squeeze=False)
     for j, img in enumerate(images):
         axes[0, j].imshow(_np_image(img)), axes[0, j].axis("off")
@@ -167,7 +175,7 @@ def segment_grid(images: Sequence[torch.Tensor], rows: Mapping[str, Sequence[tor
             ids = ordered_segments(torch.bincount(seg.flatten().cpu()))
             show_segments(axes[i, j], img, seg, segment_colours(ids), title=name if j == 0 else "")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=LARGE)
     return fig
 
 

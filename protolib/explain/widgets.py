@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 from torch.utils.data import Dataset
 
+from .._extras import require
 from . import cam, viz_maps
 from .maps import ExplanationMaps
 from .patches import Patches
@@ -51,7 +52,7 @@ class MapExplorer:
     def widget(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), target: int = PREDICTED):
         """An ipywidgets box: image slider, block-set and class drop-downs, and the figure; it opens
         on ``render(index, block_sets, target)``."""
-        import ipywidgets as w
+        w = require("ipywidgets", "the maps explorer widget")
         from IPython.display import display
 
         image = w.IntSlider(value=index, min=0, max=len(self.dataset) - 1, description="image")

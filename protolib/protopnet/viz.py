@@ -11,6 +11,7 @@ from .._convert import dataset_image
 from .analysis import Explanation
 from .push import PushResult
 from .stages import StageResult
+from ..viz_layout import NORMAL, SMALL, TEXT_WIDTH, grid_shape, panel_figsize
 
 
 def _image(dataset, i: int) -> np.ndarray:
@@ -23,19 +24,25 @@ def _box(ax, box, colour: str, style: str = "-") -> None:
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=1.5, ls=style))
 
 
-def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", "accuracy"), figsize=(12, 2.8)):
-    """Per-epoch means of the loss terms and training accuracy, stage after stage."""
+def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", "accuracy"), figsize=None):
+    """Per-epoch means of the loss terms and training accuracy, stage after stage (a grid of two
+    panels a row, as wide as the book's text)."""
     stages = [(name, r) for name, r in results.items() if isinstance(r, StageResult)]
-    fig, axes = plt.subplots(1, len(keys), figsize=figsize)
+    rows, cols = grid_shape(len(keys), 2)
+    fig, axes = plt.subplots(rows, cols, figsize=figsize or panel_figsize(rows, cols, 0.62), squeeze=False)
+    axes = axes.flatten()
+    for ax in axes[len(keys):]:
+        ax.axis("off")
     for ax, key in zip(axes, keys):
         x = 0
         for name, r in stages:
             ys = [h[key] for h in r.history]
             ax.plot(range(x + 1, x + len(ys) + 1), ys, marker="o", ms=3, label=name)
             x += len(ys)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("epoch (stage after stage)")
-    axes[0].legend(fontsize=7)
+        ax.set_title(key.replace("_", " "), fontsize=NORMAL)
+        ax.set_xlabel("epoch (stage after stage)", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
+    axes[0].legend(fontsize=SMALL)
     fig.tight_layout()
     return fig
 
@@ -45,7 +52,9 @@ def show_prototypes(push_set, push: PushResult, k_per_class: int, classes=None, 
     """Each prototype as its source training image, with its 95th-percentile box (yellow) and its
     grid cell (cyan, dashed). Rows: classes; columns: the prototypes of a class."""
     classes = list(range(len(push.image_index) // k_per_class)) if classes is None else list(classes)
-    fig, axes = plt.subplots(len(classes), k_per_class, figsize=(size * k_per_class, size * len(classes)), squeeze=False)
+    size = min(size, (TEXT_WIDTH - 1.2) / k_per_class)        # 1.2 in for the class names
+    fig, axes = plt.subplots(len(classes), k_per_class, figsize=(size * k_per_class + 1.2, size * len(classes)),
+                             squeeze=False)
     for r, c in enumerate(classes):
         for k in range(k_per_class):
             j, ax = c * k_per_class + k, axes[r, k]
@@ -53,15 +62,15 @@ def show_prototypes(push_set, push: PushResult, k_per_class: int, classes=None, 
             _box(ax, push.act_box[j], "yellow")
             _box(ax, push.cell_box[j], "cyan", "--")
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"p{j} <- #{int(push.image_index[j])}", fontsize=7)
+            ax.set_title(f"p{j} <- #{int(push.image_index[j])}", fontsize=SMALL)
         name = class_names[c] if class_names is not None else str(c)
-        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(name, fontsize=SMALL, rotation=0, ha="right", va="center")
     fig.tight_layout()
     return fig
 
 
 def show_explanation(image: torch.Tensor, dataset, expl: Explanation, push: PushResult, push_set,
-                     weights: torch.Tensor, class_names=None, size: float = 2.2):
+                     weights: torch.Tensor, class_names=None, size: float = TEXT_WIDTH / 3.3):
     """"This looks like that": for each top prototype, where it fires on the image (similarity map
     and box), the training patch it was pushed to, and its similarity x weight = contribution.
 

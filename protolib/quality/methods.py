@@ -22,6 +22,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .._extras import require
 from ..explain import cam
 from ..explain.maps import ExplanationMaps
 from ..models import capture, gap_split
@@ -69,7 +70,8 @@ class DFF:
 
 def dff(net: nn.Module, x: torch.Tensor, layer: str = LAST, n_components: int = 8) -> DFF:
     """DFF of the batch ``x`` at ``layer`` with pytorch-grad-cam's ``dff`` (NMF, random init, seed 0)."""
-    from pytorch_grad_cam.feature_factorization.deep_feature_factorization import dff as grad_cam_dff
+    grad_cam_dff = require("pytorch_grad_cam.feature_factorization.deep_feature_factorization",
+                           "Deep Feature Factorization (protolib.quality.methods.dff)").dff
     from sklearn.exceptions import ConvergenceWarning
 
     with torch.no_grad(), capture(net, [layer]) as acts:
