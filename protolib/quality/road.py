@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._extras import require
 from .faithfulness import to_size
 
 PERCENTILES = (20, 40, 60, 80)
@@ -52,9 +53,8 @@ def untie(maps: torch.Tensor, seed: int = 0) -> np.ndarray:
 
 
 def _targets(target: torch.Tensor, probability: bool) -> list:
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
-
-    kind = ClassifierOutputSoftmaxTarget if probability else ClassifierOutputTarget
+    targets = require("pytorch_grad_cam.utils.model_targets", "ROAD (protolib.quality.road)")
+    kind = targets.ClassifierOutputSoftmaxTarget if probability else targets.ClassifierOutputTarget
     return [kind(int(c)) for c in target]
 
 
@@ -67,13 +67,12 @@ def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Te
     the logit. MoRF and LeRF are averaged over ``percentiles`` by ``ROADCombined``'s own averagers;
     the imputation noise and the tie order come from ``seed``, so the same seed gives the same scores.
     """
-    from pytorch_grad_cam.metrics.road import ROADCombined
-
+    road_metrics = require("pytorch_grad_cam.metrics.road", "ROAD (protolib.quality.road)")
     if x.ndim != 4 or maps.ndim != 3 or len(maps) != len(x):
         raise ValueError(f"need images (B, 3, H, W) and maps (B, h, w) of one batch, got {tuple(x.shape)} "
                          f"and {tuple(maps.shape)}")
     target = torch.as_tensor(target).long().expand(len(x))
-    metric = ROADCombined(percentiles=list(percentiles))
+    metric = road_metrics.ROADCombined(percentiles=list(percentiles))
     ranks = untie(to_size(maps.float().cpu(), tuple(x.shape[-2:]), mode="bilinear"), seed)
     morf, lerf = [], []
     was_training = model.training
