@@ -69,6 +69,29 @@ def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
     return cells
 
 
+def by_seed(results: Iterable[dict], dataset: str, row: str, metric: str = "test", table: int = 2) -> dict[int, float]:
+    """{seed: value} of one cell over the runs present: what :func:`protolib.quality.verdict.verdict` pairs."""
+    out = {int(r["seed"]): float(r["value"]) for r in results
+           if (r["table"], r["row"], r["dataset"], r["metric"]) == (table, row, dataset, metric)}
+    if not out:
+        raise ValueError(f"no run of {dataset!r} has {row!r} ({metric}, Table {table})")
+    return out
+
+
+def run_seconds(results: Iterable[dict]) -> dict[tuple[str, int], float]:
+    """{(dataset, seed): seconds} one run cost, from its steps' provenance: each step's wall time,
+    plus the backbone's training and ProtoPNet's stages when the step read them from the cache
+    (their wall time is then below the training time they report). A lower bound: maps read
+    from the cache do not say what their k-means cost."""
+    steps = {(r["dataset"], int(r["seed"]), r["step"]): r for r in results if "step" in r}
+    out: dict[tuple[str, int], float] = {}
+    for (d, s, _), r in steps.items():
+        wall = float(r.get("wall_seconds") or 0.0)
+        trained = float(r.get("info_train_seconds") or r.get("info_stage_seconds") or 0.0)
+        out[(d, s)] = out.get((d, s), 0.0) + (wall + trained if wall < trained else wall)
+    return out
+
+
 def paired_gap(results: Iterable[dict], dataset: str, row: str, reference: str, metric: str = "test",
                table: int = 2) -> Cell:
     """``row - reference`` run by run (paired by seed), then mean and sample std of those gaps.
@@ -165,5 +188,5 @@ def results_csv(results: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["TABLE1_ROWS", "TABLE2_ROWS", "Cell", "aggregate", "paired_gap", "caption", "markdown_table",
+__all__ = ["TABLE1_ROWS", "TABLE2_ROWS", "Cell", "aggregate", "by_seed", "run_seconds", "paired_gap", "caption", "markdown_table",
            "CSV_FIELDS", "results_csv"]

@@ -89,3 +89,19 @@ def test_bad_input_names_what_is_wrong():
 def test_pairs_by_seed_only_where_both_rows_have_one():
     keys, d = paired({0: 3.0, 1: 5.0, 4: 9.0}, {1: 1.0, 0: 1.0, 7: 0.0})
     assert keys == (0, 1) and d.tolist() == [2.0, 4.0]
+
+
+def test_per_image_comparisons_are_the_same_verdict_paired_over_images():
+    import torch
+
+    from protolib.quality.stats import above, clearly_greater
+
+    a = torch.tensor([2.0, 3.0, 4.0, float("nan")])
+    b = torch.tensor([1.0, 2.0, 3.1, 0.0])
+    v = above(a, b, "a above b")                                   # the NaN image leaves in its pair
+    assert v.n == 3 and v.unit == "images" and v.holds and clearly_greater(a, b)
+    same = verdict(a[:3].numpy(), b[:3].numpy(), "a above b", "greater", alpha=0.025, unit="images")
+    assert (v.low, v.high, v.p) == (same.low, same.high, same.p)
+    assert "95% interval" in v.text() and "n = 3 images" in v.text()
+    with pytest.raises(ValueError, match="4 values against 3"):
+        above(a, b[:3])
