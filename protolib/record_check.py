@@ -92,7 +92,9 @@ class RecordCheck:
                     (math.inf if c.diff else 0.0), default=None)
         tail = "" if worst is None else (f"; closest to its tolerance: {worst.name()} (|now - reference| "
                                          f"{worst.diff:.3g}, tolerance {worst.tolerance:.3g})")
-        return f"{self.compared} cells compared; {how}; {len(self.failures)} outside{tail}"
+        same = sum(c.now == c.recorded for c in self.cells)
+        return (f"{self.compared} cells compared; {how}; {len(self.failures)} outside{tail}; "
+                f"{same} of {self.compared} equal to the recorded run of the same seed to the last bit")
 
     def assert_ok(self) -> None:
         """Raise ``AssertionError`` naming every cell that moved beyond its tolerance."""

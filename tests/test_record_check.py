@@ -55,7 +55,7 @@ def test_a_changed_step_function_reruns_on_a_warm_cache_and_fails_the_check(tiny
     assert len(made.computed) == 3 and made.ok
     assert reproduce.run(["tinydigits"], 3, **kw).computed == []                   # warm: read back
     same = record_check.check(made.results[:1], made.results)
-    assert same.exact and same.ok and "identical" in same.report()
+    assert same.exact and same.ok and "identical" in same.report() and "1 of 1 equal" in same.report()
 
     file.write_text(STEP.format(value=120.0))                                       # the step's code changes
     _use_step(monkeypatch, file)
