@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # worker sits idle).
 # Notebooks run one at a time with every core's thread: two kernels of two threads each on two cores
 # halve the throughput of both (OpenMP threads wait on each other), and the chapters' recorded numbers
-# (book/results/quick) were made with two threads, which a one-thread kernel would not reproduce
+# (protolib/results/quick) were made with two threads, which a one-thread kernel would not reproduce
 # bit for bit. benchmarks/threads.py measures the three arrangements.
 UNIT_WORKERS ?= 2
 

@@ -45,6 +45,13 @@ BACKBONE = "ResNet34 pretrained on ImageNet, trained with the KMEx recipe"
 # The KMEx recipe (Gautam et al. 2024, reference code): SGD lr 0.01, momentum 0.5, cosine to 1e-4, batch 128.
 KMEX_RECIPE = {"optimizer": "SGD", "lr": 0.01, "momentum": 0.5, "eta_min": 1e-4, "batch_size": 128,
                "epochs": {"mnist": 10, "stl10": 30}}
+# Settings the paper (with the KMEx reference code it builds on) uses per dataset, for the departures
+# table (protolib.departures). Image sizes: the reference code's constants (MNIST resized to 32,
+# STL-10 at its native 96, CUB at 224). Splits: each dataset's official one. CUB epochs: not stated.
+IMAGE_SIZE = {"mnist": 32, "stl10": 96, "cub200": 224}
+SPLITS = {"mnist": "official 60000 train / 10000 test", "stl10": "official 5000 train / 8000 test",
+          "cub200": "official 5994 train / 5794 test"}
+DEVICE = "not stated (a GPU, by the model sizes)"
 FIGURE1 = {"dataset": "cub200", "class": "Red_bellied_Woodpecker", "blocks": ("B4", "B234")}
 FIGURE2 = {"dataset": "cub200", "classes": "the twenty sparrow classes"}
 
@@ -84,5 +91,5 @@ def gaps(row: str, reference: str, metric: str = "test", table: int = 2) -> str:
 
 
 __all__ = ["DATASETS", "TITLES", "TABLE1", "TABLE1_METRICS", "TABLE2", "TABLE2_METRICS", "KMEX_TABLE_K",
-           "PROTOTYPES_PER_CLASS", "RUNS", "BACKBONE", "KMEX_RECIPE", "FIGURE1", "FIGURE2", "COUNTERPART",
+           "PROTOTYPES_PER_CLASS", "RUNS", "BACKBONE", "IMAGE_SIZE", "SPLITS", "DEVICE", "KMEX_RECIPE", "FIGURE1", "FIGURE2", "COUNTERPART",
            "counterpart", "table1", "table2", "value", "gaps"]

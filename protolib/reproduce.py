@@ -11,8 +11,11 @@ steps fill every cell of the paper's Tables 1 and 2:
 
 Each (dataset, seed, step) result is written atomically to ``<out>/steps/`` as soon as it is
 computed, with its provenance (profile, data title and size, seed, K/C, commit, device, wall
-time) and a key of the settings that made it: a killed run resumes where it stopped, a finished
-step is never recomputed, a step made with other settings is. :func:`write_outputs` writes
+time) and a key of the settings and the code that made it (:mod:`protolib.record_keys`): a killed
+run resumes where it stopped, a finished step is never recomputed, a step made with other settings
+or other code (another :func:`protolib.store.code_digest`) is. Cells and tables live in
+:mod:`protolib.record_tables`, the check of a run against a record in :mod:`protolib.record_check`;
+the quick profile's record ships with the package (:func:`record_dir`). :func:`write_outputs` writes
 ``results.csv`` (one row per dataset x seed x row x metric) and ``table1.md`` / ``table2.md``
 (mean +- sample standard deviation over runs, beside the paper's value).
 
@@ -22,77 +25,28 @@ step is never recomputed, a step made with other settings is. :func:`write_outpu
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
-import os
-import platform
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, data, features, maps_eval, models, paper, protopnet, sem, store, tables, train
+from . import config, data, features, maps_eval, paper, protopnet, sem, store, train
 from .data import DatasetNotFoundError
 from .kmex import KMExClassifier
 from .metrics import alignment_cosines
+from .record_keys import (FORMAT, Settings, data_fingerprints, git_commit, load_step, machine,  # noqa: F401
+                          record_dir, seed_for, step_key, step_path)
+from .record_tables import (TABLE1_ROWS, TABLE2_ROWS, Cell, aggregate, caption, markdown_table, paired_gap,  # noqa: F401
+                            results_csv)
 
 STEPS = ("cnn", "kmex", "maps", "protopnet")
-TABLE1_ROWS = ("CNN", "KMEx K/C=1", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet")
-TABLE2_ROWS = ("CNN", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet", "Ours B4", "Ours B234")
 OFFLINE = ("digits", "mnist", "birds")
 ALL_DATASETS = ("digits", "mnist", "birds", "stl10", "cub200")
-FORMAT = 2  # bump when the meaning of a step file changes (2: keys hold the data's content and the weights)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What shapes a run besides the profile's backbone and epochs (defaults: the chapters' choices).
-
-    ``images_per_class``: training images per class for the maps' k-means (``None``: all);
-    ``eval_train``: size of the seeded train subset for the maps' train accuracy (``None``: all);
-    ``kmex_n_init``: k-means restarts of KMEx; ``protopnet``: overrides of the ProtoPNet recipe;
-    ``protopnet_init``: where ProtoPNet's backbone starts (``None``: the profile's default).
-    The quick profile uses 30 / 600 (as the explanation-maps chapter), the paper profile everything.
-    """
-
-    images_per_class: int | None = None
-    eval_train: int | None = None
-    kmex_n_init: int = 10
-    protopnet: dict = field(default_factory=dict)
-    protopnet_init: str | None = None
-
-    @classmethod
-    def for_profile(cls, profile: str | config.Profile, **overrides) -> "Settings":
-        images, evaluated = maps_eval.budget(profile)
-        return cls(**{"images_per_class": images, "eval_train": evaluated, **overrides})
-
-
-def seed_for(run: int) -> int:
-    """The seed of run ``run`` (0, 1, 2, ...): run 0 uses seed 0, the chapters' seed."""
-    if run < 0:
-        raise ValueError(f"run index must be >= 0, got {run}")
-    return run
-
-
-def git_commit() -> str:
-    """The commit of the protolib checkout (``-dirty`` when it has changes), or ``"unknown"``."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 # --- one (dataset, seed) -------------------------------------------------------------------
@@ -197,70 +151,11 @@ STEP_FUNCTIONS: dict[str, Callable[[Job], tuple[list[dict], dict]]] = {
 
 # --- persistence ---------------------------------------------------------------------------
 
-def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, settings: Settings,
-             data_content: Sequence[str] | None = None) -> dict:
-    """Everything that makes a step's numbers (a stored step with another key is recomputed).
-
-    ``data_content``: the content fingerprints of the train and test splits
-    (:func:`data_fingerprints`, computed here when not given): new files under the same dataset
-    name never reuse old results. Pretrained profiles add the ImageNet weights' record.
-    """
-    prof = config.get_profile(profile)
-    spec = data.get_spec(dataset)
-    key = {"format": FORMAT, "profile": prof.name, "arch": prof.arch, "pretrained": prof.pretrained,
-           "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version,
-           "data_content": list(data_content if data_content is not None else data_fingerprints(dataset)),
-           "seed": seed, "step": step}
-    if prof.pretrained:
-        key["weights"] = models.weights_record(prof.arch)
-    if step == "kmex":
-        key["kmex_n_init"] = settings.kmex_n_init
-    if step == "maps":
-        key.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
-                   eval_train=settings.eval_train)
-    if step == "protopnet":
-        key["recipe"] = protopnet.recipe_for(prof, dataset, **settings.protopnet).key_fields()
-        key["init"] = settings.protopnet_init
-    return json.loads(json.dumps(key, default=str))
-
-
-def data_fingerprints(dataset: str) -> tuple[str, str]:
-    """Content fingerprints (:func:`protolib.store.fingerprint`) of ``dataset``'s train and test splits."""
-    return store.fingerprint(data.load(dataset, "train")), store.fingerprint(data.load(dataset, "test"))
-
-
-def step_path(out: Path, profile: str, dataset: str, seed: int, step: str) -> Path:
-    return Path(out) / "steps" / f"{profile}-{dataset}-seed{seed}-{step}.json"
-
-
-def load_step(path: Path, key: dict) -> dict | None:
-    """The stored result at ``path`` when it exists, parses and was made with ``key``; else ``None``."""
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return stored if stored.get("key") == key else None
-
-
-def machine() -> str:
-    """The CPU model and core count (and the GPU's name on CUDA), for provenance."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{model}, {os.cpu_count()} CPUs{gpu}"
-
-
 def provenance(job: Job, seconds: float, info: dict, commit: str) -> dict:
     train_set, test_set = job.split("train"), job.split("test")
     k = info.get("k_per_class", job.profile.k_per_class(job.dataset))
     return {"profile": job.profile.name, "dataset": job.dataset, "data": test_set.title, "n_train": len(train_set),
-            "n_test": len(test_set), "seed": job.seed, "k_per_class": k, "commit": commit, "device": str(job.device),
+            "n_test": len(test_set), "seed": job.seed, "k_per_class": k, "commit": commit, "code": store.code_digest(), "device": str(job.device),
             "machine": machine(), "threads": torch.get_num_threads(),
             "wall_seconds": round(seconds, 3), "torch": torch.__version__, "epochs": job.profile.epochs_for(job.dataset),
             "epochs_override": job.profile.epochs_override,
@@ -342,16 +237,21 @@ def run(datasets: Sequence[str], runs: int, profile: str | config.Profile | None
 
 def _rows(stored: dict, step: str) -> list[dict]:
     """One result row per metric of a stored step, with its provenance."""
-    return [{**stored["provenance"], "step": step, "run": stored["provenance"]["seed"], **m} for m in stored["metrics"]]
+    prov = {"code": stored["key"].get("code"), **stored["provenance"]}
+    return [{**prov, "step": step, "run": prov["seed"], **m} for m in stored["metrics"]]
 
 
 def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | config.Profile | None = None,
          out: str | Path | None = None,
-         steps: Sequence[str] = STEPS, settings: Settings | None = None) -> tuple[list[dict], list[tuple[str, int, str]]]:
+         steps: Sequence[str] = STEPS, settings: Settings | None = None,
+         any_code: bool = False) -> tuple[list[dict], list[tuple[str, int, str]]]:
     """The stored results of ``runs`` (a count, or run indices) in ``out``, computing nothing.
 
     Returns (results, missing): ``missing`` lists each (dataset, seed, step) that is absent or was
-    made with other settings or data (its key differs), e.g. a record made by older code.
+    made with other settings or data (its key differs). A step made by other code is missing too,
+    unless ``any_code``: then it is read, and its rows carry the ``commit`` and ``code`` digest
+    that made it (``code`` is ``None`` for steps stored before keys held one), so that a reader
+    can say it is not this code's (:mod:`protolib.record_check`).
     """
     prof = config.get_profile(profile)
     settings = settings or Settings.for_profile(prof)
@@ -363,177 +263,13 @@ def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | conf
         for seed in map(seed_for, indices):
             for step in steps:
                 stored = load_step(step_path(out, prof.name, dataset, seed, step),
-                                   step_key(prof, dataset, seed, step, settings, content))
+                                   step_key(prof, dataset, seed, step, settings, content),
+                                   ("code",) if any_code else ())
                 if stored is None:
                     missing.append((dataset, seed, step))
                 else:
                     results += _rows(stored, step)
     return results, missing
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Live results set against recorded ones for the same (dataset, seed, table, row, metric)."""
-
-    compared: int          # cells present in both
-    largest: dict          # {(table, metric kind): largest absolute difference}, kinds "accuracy" and "cosine"
-    same_setup: bool       # the record was made with the same torch, machine and threads as the live run
-
-    @property
-    def identical(self) -> bool:
-        return self.compared > 0 and all(v == 0.0 for v in self.largest.values())
-
-
-def agreement(live: Sequence[dict], recorded: Sequence[dict]) -> Agreement:
-    """How far ``live`` results are from ``recorded`` ones of the same cells (exact equality expected
-    on the same setup: training is seeded and deterministic on the CPU)."""
-    index = {(r["dataset"], int(r["seed"]), r["table"], r["row"], r["metric"]): r for r in recorded}
-    largest, compared, same = {}, 0, True
-    for r in live:
-        rec = index.get((r["dataset"], int(r["seed"]), r["table"], r["row"], r["metric"]))
-        if rec is None:
-            continue
-        compared += 1
-        kind = "cosine" if r["table"] == 1 else "accuracy"
-        largest[kind] = max(largest.get(kind, 0.0), abs(float(r["value"]) - float(rec["value"])))
-        same &= all(r.get(f) == rec.get(f) for f in ("torch", "machine", "threads", "device"))
-    return Agreement(compared, largest, same and compared > 0)
-
-
-# --- aggregation and tables ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Cell:
-    """Mean and sample standard deviation (ddof = 1; ``nan`` for one run) of one cell over ``n`` runs;
-    ``values``: the runs' values, in the order of ``seeds``."""
-
-    mean: float
-    std: float
-    n: int
-    seeds: tuple[int, ...]
-    values: tuple[float, ...] = ()
-
-    def format(self, digits: int) -> str:
-        if self.n == 1 or math.isnan(self.std):
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
-
-    @property
-    def spread(self) -> float:
-        """The standard deviation, 0 for a single run (where ``std`` is ``nan``)."""
-        return self.std if self.n > 1 else 0.0
-
-    def describe(self, label: str, digits: int = 2) -> str:
-        """``label mean ± std (n=runs)``: a cell quoted in running text."""
-        return f"{label} {self.mean:.{digits}f} ± {self.std:.{digits}f} (n={self.n})"
-
-
-def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
-    """{(table, row, dataset, metric): Cell} over the seeds present (each seed counted once)."""
-    groups: dict[tuple, dict[int, float]] = {}
-    for r in results:
-        groups.setdefault((r["table"], r["row"], r["dataset"], r["metric"]), {})[int(r["seed"])] = float(r["value"])
-    cells = {}
-    for key, by_seed in groups.items():
-        v = np.array([by_seed[s] for s in sorted(by_seed)], dtype=np.float64)
-        std = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-        cells[key] = Cell(float(v.mean()), std, len(v), tuple(sorted(by_seed)), tuple(v.tolist()))
-    return cells
-
-
-def paired_gap(results: Iterable[dict], dataset: str, row: str, reference: str, metric: str = "test",
-               table: int = 2) -> Cell:
-    """``row - reference`` run by run (paired by seed), then mean and sample std of those gaps.
-
-    Two rows of one run share its backbone, so their difference varies less than either row:
-    pairing by seed is the right test, not the difference of two means with their own spreads.
-    Only seeds that have both rows count.
-    """
-    by: dict[str, dict[int, float]] = {row: {}, reference: {}}
-    for r in results:
-        if r["table"] == table and r["dataset"] == dataset and r["metric"] == metric and r["row"] in by:
-            by[r["row"]][int(r["seed"])] = float(r["value"])
-    seeds = sorted(set(by[row]) & set(by[reference]))
-    if not seeds:
-        raise ValueError(f"no run of {dataset!r} has both {row!r} and {reference!r} ({metric}, Table {table})")
-    gaps = [by[row][s] - by[reference][s] for s in seeds]
-    v = np.array(gaps, dtype=np.float64)
-    return Cell(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v), tuple(seeds),
-                tuple(gaps))
-
-
-def _datasets_in(results: Sequence[dict]) -> list[str]:
-    seen = []
-    for r in results:
-        if r["dataset"] not in seen:
-            seen.append(r["dataset"])
-    return seen
-
-
-def caption(results: Sequence[dict], table: int) -> str:
-    """Which profile, data, runs and seeds made ``table`` (one Markdown paragraph)."""
-    rows = [r for r in results if r["table"] == table]
-    if not rows:
-        return f"Table {table}: no results."
-    profiles = sorted({r["profile"] for r in rows})
-    prof = config.get_profile(profiles[0])
-    seeds = sorted({int(r["seed"]) for r in rows})
-    data_txt = "; ".join(f"{d}: {next(r['data'] for r in rows if r['dataset'] == d)} "
-                         f"({next(r['n_train'] for r in rows if r['dataset'] == d)} train / "
-                         f"{next(r['n_test'] for r in rows if r['dataset'] == d)} test)" for d in _datasets_in(rows))
-    twin = [d for d in _datasets_in(rows) if paper.counterpart(d) not in (None, d)]
-    what = ("mean cosine over the test split (class / out)" if table == 1
-            else "accuracy in % (train / test; maps: train on a seeded subset when the profile says so)")
-    weights = "; ".join(sorted({r.get("weights", "ImageNet weights" if prof.pretrained else "random init") for r in rows}))
-    epochs = ", ".join(f"{d} {next(r.get('epochs', '?') for r in rows if r['dataset'] == d)}" for d in _datasets_in(rows))
-    override = sorted({r.get("epochs_override") for r in rows} - {None})
-    epochs += (f" (${config.EPOCHS_ENV}={', '.join(map(str, override))} override, not the profile's epochs)"
-               if override else "")
-    return (f"Ours: profile **{', '.join(profiles)}** ({prof.arch}, {weights}; epochs: {epochs}), "
-            f"{len(seeds)} run(s), seeds {', '.join(map(str, seeds))}; {what}; mean ± sample std over runs. "
-            f"Data: {data_txt}. In parentheses: the paper's Table {table} ({paper.BACKBONE}"
-            f"{', five runs' if table == 2 else ''})"
-            + (f"; {', '.join(twin)} compared with the paper's " + ", ".join(sorted({paper.TITLES[paper.counterpart(d)] for d in twin}))
-               + " column (a different dataset: only the trend compares)" if twin else "")
-            + "; no parentheses: the paper has no such column.")
-
-
-def markdown_table(results: Sequence[dict], table: int, rows: Sequence[str] | None = None) -> str:
-    """Table ``table`` in the paper's layout: a row per model (``rows``, default all of the
-    table's), datasets as column groups, each cell ``mean ± std (paper)``; the number of runs of
-    each cell is in the caption (and in ``[n=..]`` where a cell has fewer runs than the table)."""
-    cells = aggregate(results)
-    metrics = paper.TABLE1_METRICS if table == 1 else paper.TABLE2_METRICS
-    rows = rows or (TABLE1_ROWS if table == 1 else TABLE2_ROWS)
-    digits = 2 if table == 1 else 1
-    datasets = _datasets_in([r for r in results if r["table"] == table])
-    n_max = max((c.n for k, c in cells.items() if k[0] == table), default=0)
-    body = []
-    for row in rows:
-        out = []
-        for d in datasets:
-            for m in metrics:
-                c = cells.get((table, row, d, m))
-                txt = "–" if c is None else c.format(digits) + (f" [n={c.n}]" if c.n < n_max else "")
-                out.append(tables.with_reference(txt, paper.value(table, row, d, m), digits))
-        body.append([row, *out])
-    n_cols = len(datasets) * len(metrics)
-    return tables.markdown(["model", *(f"{d} {m}" for d in datasets for m in metrics)], body,
-                           right=range(1, n_cols + 1))
-
-
-CSV_FIELDS = ("profile", "dataset", "data", "n_train", "n_test", "run", "seed", "step", "table", "row", "metric",
-              "value", "k_per_class", "epochs", "weights", "commit", "device", "wall_seconds")
-
-
-def results_csv(results: Sequence[dict]) -> str:
-    """One line per dataset x seed x row x metric, with its provenance."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in results:
-        w.writerow({**r, "k_per_class": json.dumps(r["k_per_class"]), "value": repr(float(r["value"]))})
-    return buf.getvalue()
 
 
 def write_outputs(outcome: Outcome) -> dict[str, Path]:
@@ -589,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = ["STEPS", "TABLE1_ROWS", "TABLE2_ROWS", "OFFLINE", "Settings", "seed_for", "git_commit", "Job",
            "step_cnn", "step_kmex", "step_maps", "step_protopnet", "STEP_FUNCTIONS", "step_key", "data_fingerprints", "step_path",
-           "load_step", "Outcome", "check_datasets", "run", "read", "Agreement", "agreement", "machine", "Cell", "aggregate", "paired_gap", "caption", "markdown_table", "record",
+           "load_step", "record_dir", "Outcome", "check_datasets", "run", "read", "machine", "Cell", "aggregate", "paired_gap", "caption", "markdown_table", "record",
            "results_csv", "write_outputs", "main"]
 
 if __name__ == "__main__":

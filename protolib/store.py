@@ -41,6 +41,28 @@ FORMATS: dict[str, int] = {
 FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data"}
 
 
+# The package whose source :func:`code_digest` hashes (a test may point it at a copy).
+CODE_ROOT = Path(__file__).resolve().parent
+
+
+def code_digest(package: str | Path | None = None) -> str:
+    """A short hash (12 hex digits) of every ``.py`` file of protolib (relative path and bytes).
+
+    Results that protolib computes and keeps by key (the reproduction's steps) put it in their key,
+    so that a change of the code that computes them reruns them instead of reading old numbers.
+    The whole package is hashed, not each step's own dependencies: a step reaches into training,
+    data, features, k-means, maps and ProtoPNet, and a hand-kept list of what it imports would
+    miss the next helper it calls; the price is that any edit reruns the steps (minutes, once).
+    """
+    base = Path(package) if package is not None else CODE_ROOT
+    h = hashlib.sha256()
+    for file in sorted(base.rglob("*.py")):
+        if "__pycache__" in file.parts:
+            continue
+        h.update(file.relative_to(base).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def root(cache_dir: str | Path | None = None) -> Path:
     """The cache root: ``cache_dir`` when given, else :func:`protolib.config.cache_root`."""
     return Path(cache_dir) if cache_dir is not None else config.cache_root()
@@ -149,5 +171,5 @@ def load_or_build(file: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
         return ckpt, False
 
 
-__all__ = ["FORMATS", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
+__all__ = ["FORMATS", "CODE_ROOT", "code_digest", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
            "safe_load", "load_or_build"]

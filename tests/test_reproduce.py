@@ -66,7 +66,7 @@ def test_markdown_table_puts_the_papers_value_beside_ours():
     assert "| mnist train | mnist test |" in text
     assert "| Ours B234 | – (98.9) | 98.0 ± 1.4 (98.5) |" in text
     cap = reproduce.caption(rows, 2)
-    assert "profile **quick**" in cap and "2 run(s), seeds 0, 1" in cap
+    assert "profile **quick**" in cap and "n = 2 run(s), seeds 0, 1" in cap
 
 
 def test_seed_is_the_run_index():
@@ -138,7 +138,7 @@ def test_every_row_has_its_provenance_and_every_table_cell_is_filled(tiny, tmp_p
     assert {r["run"] for r in rows} == {"0", "1"} and all(r["commit"] and r["profile"] == "tiny" for r in rows)
     assert float(rows[0]["value"]) == outcome.results[0]["value"]                   # full precision
     t2 = paths["table2"].read_text()
-    assert "| Ours B4 |" in t2 and "2 run(s), seeds 0, 1" in t2
+    assert "| Ours B4 |" in t2 and "n = 2 run(s), seeds 0, 1" in t2
     stored = json.loads(reproduce.step_path(tmp_path, "tiny", "tinydigits", 1, "cnn").read_text())
     assert stored["provenance"]["seed"] == 1 and stored["key"]["epochs"] == 1
 
@@ -174,18 +174,6 @@ def test_a_step_key_holds_the_content_of_the_data(tiny):
         reproduce.data_fingerprints("tinydigits"))
 
 
-def test_agreement_is_exact_on_the_same_setup_and_measured_otherwise():
-    setup = {"torch": "2.9", "machine": "cpu x", "threads": 2, "device": "cpu"}
-    rec = [{**setup, **_row(0, 90.0)}, {**setup, **_row(0, 0.5, "CNN", "class", 1)}, {**setup, **_row(1, 80.0)}]
-    same = reproduce.agreement([dict(r) for r in rec[:2]], rec)
-    assert same.compared == 2 and same.identical and same.same_setup
-    moved = [{**rec[0], "value": 90.25}, {**rec[1], "value": 0.49, "machine": "cpu y"}]
-    diff = reproduce.agreement(moved, rec)
-    assert not diff.identical and not diff.same_setup
-    assert diff.largest == {"accuracy": 0.25, "cosine": pytest.approx(0.01, abs=1e-12)}
-    assert reproduce.agreement([{**setup, **_row(5, 1.0)}], rec).compared == 0
-
-
 def test_captions_say_which_weights_and_epochs_made_the_numbers():
     base = {"profile": "paper", "data": "d", "n_train": 1, "n_test": 1, "epochs": 1, "epochs_override": 1,
             "weights": "NOT the official ImageNet weights: w.pth ($PROTOLIB_WEIGHTS_UNOFFICIAL=1)"}
@@ -210,7 +198,14 @@ def test_cell_spread_and_description_for_one_and_several_runs():
     three = reproduce.Cell(2.0, 1.5, 3, (0, 1, 2), (1.0, 1.5, 3.5))
     assert three.spread == 1.5 and three.describe("B4 test", 1) == "B4 test 2.0 ± 1.5 (n=3)"
     one = reproduce.Cell(2.0, float("nan"), 1, (0,), (2.0,))
-    assert one.spread == 0.0 and one.describe("CNN") == "CNN 2.00 ± nan (n=1)"
+    assert one.spread == 0.0 and one.describe("CNN") == "CNN 2.00 (n=1)"
+
+
+def test_a_nonzero_spread_never_prints_as_zero():
+    assert reproduce.Cell(0.3316, 0.0012, 3, (0, 1, 2)).format(2) == "0.332 ± 0.001"
+    assert reproduce.Cell(0.3316, 0.00004, 3, (0, 1, 2)).format(2) == "0.33160 ± 0.00004"
+    assert reproduce.Cell(0.3316, 0.0, 3, (0, 1, 2)).format(2) == "0.33 ± 0.00"         # a true zero stays
+    assert reproduce.Cell(99.44, 0.03, 3, (0, 1, 2)).format(1) == "99.44 ± 0.03"
 
 
 def test_record_is_a_cell_the_tables_read():

@@ -8,6 +8,7 @@ import torch
 from scipy.stats import t as student_t
 
 from .. import tables
+from .verdict import Verdict, verdict
 
 
 def mean_ci(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
@@ -28,10 +29,21 @@ def fmt(values: torch.Tensor, digits: int = 3) -> str:
     return f"{m:.{digits}f} ± {h:.{digits}f}"
 
 
+def above(a: torch.Tensor, b: torch.Tensor, claim: str = "a above b", level: float = 0.95) -> Verdict:
+    """The verdict (:func:`protolib.quality.verdict.verdict`) on "``a`` above ``b``", paired over
+    the same images: it holds when the two-sided ``level`` interval of ``a - b`` lies above 0 (a
+    one-sided test at ``(1 - level) / 2``). Images where either value is NaN are left out in pairs."""
+    a = torch.as_tensor(a, dtype=torch.float64).flatten()
+    b = torch.as_tensor(b, dtype=torch.float64).flatten()
+    if len(a) != len(b):
+        raise ValueError(f"{claim}: {len(a)} values against {len(b)}, not the same images")
+    keep = ~(a.isnan() | b.isnan())
+    return verdict(a[keep].numpy(), b[keep].numpy(), claim, "greater", alpha=(1 - level) / 2, unit="images")
+
+
 def clearly_greater(a: torch.Tensor, b: torch.Tensor, level: float = 0.95) -> bool:
-    """Whether the per-image difference ``a - b`` (paired, same images) has its whole interval above 0."""
-    m, h = mean_ci(torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64), level)
-    return bool(m - h > 0)
+    """Whether :func:`above` holds: the per-image difference ``a - b`` has its whole interval above 0."""
+    return above(a, b, level=level).holds
 
 
 def markdown_table(rows: dict[str, dict[str, torch.Tensor]], digits: int = 3, first: str = "method") -> str:
