@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from protolib import data, models
+from protolib import data, models, store
 from protolib.data.birds import make_species, render
 from protolib.data.birds.species import PART_NAMES, part_id
 from protolib.explain.maps import ExplanationMaps
@@ -109,7 +109,7 @@ def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
     assert main(["--recipe", "tiny", "--seeds", "0", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     stored = json.loads((tmp_path / "out" / "tiny-seed0.json").read_text())
     prov = stored["provenance"]
-    assert prov["seed"] == 0 and prov["recipe"] == "tiny" and prov["commit"] and prov["torch"] == torch.__version__
+    assert prov["seed"] == 0 and prov["recipe"] == "tiny" and prov["code"] == store.code_digest() and prov["torch"] == torch.__version__
     acc = stored["steps"]["table2"]["accuracy"]
     assert set(acc) == {f"{m} {s}" for m in ("CNN", "KMEx", "B4", "B234") for s in ("train", "test")}
     ev = stored["steps"]["evaluation"]
@@ -132,7 +132,7 @@ def fake_record(seed: int, commit: str, cnn: float, share: list) -> dict:
     ev = {s: {} for s in ("localisation", "areas", "road", "randomisation", "parts", "consistency")}
     ev["localisation"] = {"ours B4": {"bird share": share}}
     ev["consistency"] = {"ours B4": {"consistency exact": 50.0 + seed}}
-    return {"provenance": {"seed": seed, "commit": commit}, "steps": {"table2": {"accuracy": acc}, "evaluation": ev}}
+    return {"provenance": {"seed": seed, "code": commit, "commit": "c" + commit}, "steps": {"table2": {"accuracy": acc}, "evaluation": ev}}
 
 
 def test_summary_means_over_seeds_and_reports_versions(tmp_path):
@@ -143,7 +143,7 @@ def test_summary_means_over_seeds_and_reports_versions(tmp_path):
         (tmp_path / f"w16-seed{seed}.json").write_text(json.dumps(fake_record(seed, commit, cnn, share)))
     records = summary.load_records(tmp_path, "w16")
     assert [r["provenance"]["seed"] for r in records] == [0, 1, 2]
-    assert summary.versions(records) == ["seed 2: recorded by code version b, not a"]
+    assert summary.versions(records) == ["seed 2: recorded by code version b (commit cb), not a"]
     t2 = summary.across_seeds(records, "table2")
     assert t2["CNN"]["test"].tolist() == [80.0, 90.0, 85.0]
     local = summary.across_seeds(records, "localisation")["ours B4"]["bird share"]

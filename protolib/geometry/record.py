@@ -32,10 +32,11 @@ def seed_path(out: Path, recipe: GeometryRecipe, seed: int) -> Path:
     return Path(out) / f"{recipe.name}-seed{seed}.json"
 
 
-def provenance(recipe: GeometryRecipe, seed: int, commit: str, device: torch.device) -> dict:
-    """Who made a seed's numbers: recipe, profile, seed, code version, machine, time, torch."""
+def provenance(recipe: GeometryRecipe, seed: int, code: str, device: torch.device) -> dict:
+    """Who made a seed's numbers: recipe, profile, seed, code version (the digest of protolib's
+    source, :func:`protolib.store.code_digest`, and the commit for people), machine, time, torch."""
     return {"recipe": recipe.name, "settings": recipe.as_dict(), "profile": "quick", "seed": seed,
-            "commit": commit, "machine": machine(), "device": str(device), "threads": torch.get_num_threads(),
+            "code": code, "commit": git_commit(), "machine": machine(), "device": str(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
@@ -61,7 +62,7 @@ def table2(trained: train.TrainResult, recipe: GeometryRecipe, seed: int, device
     return {"accuracy": rows, "info": info}, explainers
 
 
-def _load(path: Path, commit: str, settings: dict, say) -> dict:
+def _load(path: Path, code: str, settings: dict, say) -> dict:
     """The stored steps of a seed that may be reused (same settings and code version)."""
     if not path.is_file():
         return {}
@@ -70,8 +71,9 @@ def _load(path: Path, commit: str, settings: dict, say) -> dict:
     if prov.get("settings") != json.loads(json.dumps(settings)):  # tuples come back from JSON as lists
         say(f"{path.name}: recorded with other settings; computing again")
         return {}
-    if prov.get("commit") != commit:
-        say(f"{path.name}: recorded by code version {prov.get('commit')}, this is {commit}; computing again")
+    if prov.get("code") != code:
+        say(f"{path.name}: recorded by code version {prov.get('code')} (commit {prov.get('commit')}), "
+            f"this is {code}; computing again")
         return {}
     return stored.get("steps", {})
 
@@ -81,10 +83,10 @@ def run_seed(recipe: str | GeometryRecipe, seed: int, out: str | Path, device=No
     """One seed of the record (resumable): the stored dict ``{"provenance", "steps", "seconds"}``."""
     recipe = get_recipe(recipe)
     device = config.get_device(device)
-    commit = git_commit()
+    code = store.code_digest()
     path = seed_path(Path(out), recipe, seed)
-    steps = _load(path, commit, recipe.as_dict(), say)
-    record = {"provenance": provenance(recipe, seed, commit, device), "steps": steps, "seconds": {}}
+    steps = _load(path, code, recipe.as_dict(), say)
+    record = {"provenance": provenance(recipe, seed, code, device), "steps": steps, "seconds": {}}
     if all(s in steps for s in STEPS):
         say(f"{path.name}: every step recorded by this code version; kept")
         return json.loads(path.read_text())

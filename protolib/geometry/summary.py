@@ -28,11 +28,13 @@ def load_records(out: str | Path, recipe: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in files]
 
 
-def versions(records: list[dict], commit: str | None = None) -> list[str]:
-    """One line per seed recorded by another code version than ``commit`` (or than the first seed's)."""
-    ref = commit or records[0]["provenance"]["commit"]
-    return [f"seed {r['provenance']['seed']}: recorded by code version {r['provenance']['commit']}, not {ref}"
-            for r in records if r["provenance"]["commit"] != ref]
+def versions(records: list[dict], code: str | None = None) -> list[str]:
+    """One line per seed recorded by another code version (:func:`protolib.store.code_digest`)
+    than ``code`` (or than the first seed's)."""
+    ref = code or records[0]["provenance"]["code"]
+    return [f"seed {r['provenance']['seed']}: recorded by code version {r['provenance']['code']} "
+            f"(commit {r['provenance'].get('commit')}), not {ref}"
+            for r in records if r["provenance"]["code"] != ref]
 
 
 def _mean(v) -> float:
