@@ -8,7 +8,7 @@ from torch import nn
 
 from protolib.explain import cam, maps
 from protolib.quality import baselines, evaluate, faithfulness as fa, localisation as lo, methods, sanity
-from protolib.quality.stats import clearly_greater, markdown_table, mean_ci
+from protolib.quality.stats import above, markdown_table, mean_ci
 from tiny_nets import A, B, TinyImages, TinyNet, paint
 
 W = torch.tensor([[4.0, 3.0], [2.0, 1.0]])  # a 2 x 2 image, one channel
@@ -162,8 +162,8 @@ def test_localisation_rows_tables_and_paired_margins():
     assert rows["m"]["deciding-part share"].tolist() == [1.0]  # only image 0 has a twin
     assert rows["area (blind map)"]["bird share"].tolist() == [0.5, 0.5]
     assert rows["area (blind map)"]["deciding-part share"].tolist() == [0.5]
-    assert clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.1]))
-    assert not clearly_greater(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 3.5, 3.0]))
+    assert above(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.1])).holds
+    assert not above(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 3.5, 3.0])).holds
     table = markdown_table({"m": {"a": torch.tensor([1.0, 3.0]), "b": 0.25}}, digits=2)
     assert table.splitlines() == ["| method | a | b |", "| --- | --- | --- |",
                                   "| m | 2.00 ± 12.71 | 0.25 |"]  # t(0.975, 1) x sd sqrt 2 / sqrt 2

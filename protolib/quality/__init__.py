@@ -4,4 +4,4 @@ the maps of every compared method (ours, Grad-CAM, Deep Feature Factorization, b
 (``road``, pytorch-grad-cam's) and part consistency/stability (``consistency``, Huang et al.)."""
 
 from . import baselines, consistency, evaluate, faithfulness, localisation, methods, road, sanity  # noqa: F401
-from .stats import clearly_greater, markdown_table, mean_ci  # noqa: F401
+from .stats import above, markdown_table, mean_ci  # noqa: F401

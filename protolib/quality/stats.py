@@ -41,11 +41,6 @@ def above(a: torch.Tensor, b: torch.Tensor, claim: str = "a above b", level: flo
     return verdict(a[keep].numpy(), b[keep].numpy(), claim, "greater", alpha=(1 - level) / 2, unit="images")
 
 
-def clearly_greater(a: torch.Tensor, b: torch.Tensor, level: float = 0.95) -> bool:
-    """Whether :func:`above` holds: the per-image difference ``a - b`` has its whole interval above 0."""
-    return above(a, b, level=level).holds
-
-
 def markdown_table(rows: dict[str, dict[str, torch.Tensor]], digits: int = 3, first: str = "method") -> str:
     """A Markdown table with one row per key of ``rows`` and one column per metric, each cell the
     mean ± 95 % half-width over images (a float is printed as it is)."""
