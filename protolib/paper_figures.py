@@ -96,6 +96,21 @@ def figure2(choice: FigureData, profile: str | config.Profile | None = None, see
     return plot_prototype_umap(res, class_names=_class_names(choice.dataset), title=title), res
 
 
+def render_figure1(explainers, train_set, test_set, classes: Sequence[int] | None = None, index: int | None = None):
+    """Figure 1's panels for test image ``index``, by default the first (of ``classes``, else any)
+    that the CNN, B4 and B234 all classify correctly (else the first one): (figure, index)."""
+    if index is not None:
+        patches = {n: representative_patches(explainers[n], train_set) for n in ("B4", "B234")}
+        return MapExplorer(explainers, test_set, patches).render(index, ("B4", "B234")), index
+    targets = torch.as_tensor(test_set.targets)
+    pool = torch.arange(len(test_set)) if not classes else torch.nonzero(
+        torch.isin(targets, torch.tensor(classes))).flatten()
+    found, logits = maps.explain_dataset_all(explainers, test_set, pool.tolist())
+    y = targets[pool]
+    ok = (logits.argmax(1) == y) & (found["B4"].prediction == y) & (found["B234"].prediction == y)
+    return render_figure1(explainers, train_set, test_set, index=int(pool[ok.nonzero()[0]]) if ok.any() else int(pool[0]))
+
+
 def figure1(choice: FigureData, profile: str | config.Profile | None = None, seed: int = 0):
     """Figure 1 on ``choice``: returns (figure, test image index, explainers)."""
     prof = config.get_profile(profile)
@@ -103,16 +118,8 @@ def figure1(choice: FigureData, profile: str | config.Profile | None = None, see
     train_set, test_set = data.load(choice.dataset, "train"), data.load(choice.dataset, "test")
     images, _ = maps_eval.budget(prof)
     explainers, _ = maps_eval.fit_maps(trained, train_set, prof.k_per_class(choice.dataset), images, seed)
-    targets = torch.as_tensor(test_set.targets)
-    pool = torch.arange(len(test_set)) if not choice.classes else torch.nonzero(
-        torch.isin(targets, torch.tensor(choice.classes))).flatten()
-    found, logits = maps.explain_dataset_all(explainers, test_set, pool.tolist())
-    y = targets[pool]
-    ok = (logits.argmax(1) == y) & (found["B4"].prediction == y) & (found["B234"].prediction == y)
-    index = int(pool[ok.nonzero()[0]]) if ok.any() else int(pool[0])
-    patches = {n: representative_patches(explainers[n], train_set) for n in ("B4", "B234")}
-    fig = MapExplorer(explainers, test_set, patches).render(index, ("B4", "B234"))
+    fig, index = render_figure1(explainers, train_set, test_set, choice.classes)
     return fig, index, explainers
 
 
-__all__ = ["FigureData", "figure1_data", "figure2_data", "figure1", "figure2"]
+__all__ = ["FigureData", "figure1_data", "figure2_data", "render_figure1", "figure1", "figure2"]

@@ -153,3 +153,77 @@ def test_summary_means_over_seeds_and_reports_versions(tmp_path):
     assert "85.0 ± 12.4" in summary.table(records, "table2", 1)
     with pytest.raises(FileNotFoundError, match="no recorded seed of recipe 'w32'"):
         summary.load_records(tmp_path, "w32")
+
+
+def test_birds224_at64_draws_the_same_birds():
+    """The 64 px twin differs from birds224 in resolution alone: same classes, counts and birds."""
+    spec64, spec224 = data.get_spec("birds224-at64"), data.get_spec("birds224")
+    assert (spec64.image_size, spec224.image_size) == (64, 224) and spec64.num_classes == spec224.num_classes
+    species = make_species(10, 0)
+    attrs = torch.from_numpy(species.table).long()[:6]
+    small, large = (render.draw(attrs, s, torch.Generator().manual_seed(0)) for s in (64, 224))
+    down = torch.nn.functional.interpolate(large.mask[:, None].float(), size=64, mode="nearest")[:, 0].long()
+    assert ((down > 0) == (small.mask > 0)).double().mean() > 0.95  # the same bird, pixel for pixel up to edges
+
+
+def test_stage_rows_give_resnet18_receptive_fields():
+    from protolib.geometry.grids import stage_rows, truncated
+
+    rows = {(r["image"], r["stage"]): r for r in stage_rows("resnet18_w4", (64, 224), images_per_class=2)}
+    for stage, grid64, grid224, stride, rf in (("layer2", 8, 28, 8, 99), ("layer3", 4, 14, 16, 211),
+                                              ("layer4", 2, 7, 32, 435)):
+        assert rows["64 px", stage]["grid"] == f"{grid64} x {grid64}" and rows["224 px", stage]["grid"] == f"{grid224} x {grid224}"
+        assert rows["224 px", stage]["cell stride (px)"] == stride and rows["64 px", stage]["receptive field (px)"] == rf
+        assert rows["224 px", stage]["pixel vectors per class"] == 2 * grid224 ** 2
+    with pytest.raises(ValueError, match="'layer9' is not a top-level child"):
+        truncated(models.build_model("resnet18_w4", 2), "layer9")
+
+
+def grid_record(seed: int, gap: float) -> dict:
+    """A stored seed at a 2x2 / 8x8 geometry whose B234 segments beat the 8 x 8 grid by ``gap``."""
+    ev = {"grids": {"ours B4": [2, 2], "ours B34": [4, 4], "ours B234": [8, 8]},
+          "parts": {"ours B234": {"NMI bird": 0.5 + gap}, "ours B4": {"NMI bird": 0.1}, "grid 8 x 8": {"NMI bird": 0.5}}}
+    acc = {"KMEx test": 90.0 + 0.1 * seed, "CNN test": 90.0, "B4 test": 95.0 - seed, "B234 test": 80.0}
+    return {"provenance": {"seed": seed}, "steps": {"table2": {"accuracy": acc}, "evaluation": ev}}
+
+
+def test_claims_are_judged_over_seeds_with_grid_named_rows():
+    from protolib.geometry import claims, summary
+
+    records = [grid_record(s, g) for s, g in enumerate((0.10, 0.12, 0.14))]
+    by_key = {c.key: c for c in claims.CLAIMS}
+    assert claims.row_name("grid {B234}", records[0]) == "grid 8 x 8"
+    assert claims.row_name("random {B4}", records[0]) == "random 2 x 2"
+    p1 = claims.judge(by_key["P1"], records)  # gaps 0, 0.1, 0.2: inside +-1 point
+    assert p1.holds and p1.n == 3 and p1.mean == pytest.approx(0.1)
+    assert claims.judge(by_key["P3"], records).holds  # B234 80 below B4 95, 94, 93
+    c5 = claims.judge(by_key["C5"], records)  # "the grid beats B234": B234 is above it every seed
+    assert c5.outcome == "fails" and c5.mean == pytest.approx(-0.12)
+    assert claims.judge(by_key["P4"], records).holds
+    table = claims.markdown({"P1": {"64 px": p1, "224 px": p1}})
+    assert "| P1: KMEx's test accuracy equals the CNN's (margin 1 point) | paper | **holds**" in table
+    side = summary.side_by_side({"64 px": records, "224 px": records}, "parts")
+    assert "| grid (B234's grid) |" in side and "| ours B234 |" in side
+
+
+def test_live_slice_checks_against_a_tiny_record(tmp_path, monkeypatch, one_thread):
+    from protolib.geometry import live, summary
+    from protolib.geometry.record import run
+
+    monkeypatch.setenv("PROTOLIB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "record"
+    run("tiny", [0, 1, 2], out, progress=False, say=lambda s: None)
+    assert sorted(p.name for p in out.glob("*.pt")) == ["tiny-seed0.pt"]  # seed 0's weights kept
+    records = summary.load_records(out, "tiny")
+    rows, trained, _ = live.live_slice("tiny", out, seed=0, n_local=4, n_curve=2, progress=False)
+    assert trained.path == out / "tiny-seed0.pt" and trained.from_cache
+    exact = live.check(rows, records, n_local=4, n_curve=2)
+    assert exact.exact and exact.ok and exact.compared == len(rows)  # same setup: identical to the last bit
+    assert not any(r["row"].startswith("DFF") for r in rows)  # batch-dependent, left out of the slice
+    for r in records:
+        r["provenance"]["code"] = "another"
+    other = live.check(rows, records, n_local=4, n_curve=2)
+    assert not other.exact and other.differs == ("code",) and other.ok
+    for r in records:  # a recorded cell far from what the code computes now is caught
+        r["steps"]["table2"]["accuracy"]["CNN test"] = 0.0
+    assert not live.check(rows, records, n_local=4, n_curve=2).ok

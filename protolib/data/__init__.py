@@ -58,6 +58,7 @@ register(DatasetSpec(
 
 register(birds.make_spec("birds", birds.DEFAULTS["num_classes"], birds.DEFAULTS["image_size"]))
 register(birds224.make_spec())  # the paper's geometry: 224 px, 10 classes (see data/birds224.py)
+register(birds224.make_spec(birds224.NAME_64, image_size=64))  # the same birds at 64 px: resolution alone differs
 
 
 def available() -> list[str]:

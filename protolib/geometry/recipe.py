@@ -18,6 +18,10 @@ about 4 s on an idle machine). Scaled to ``w16`` (30 epochs, 40 curve and 16 ROA
 for the rest), one seed costs roughly 40 minutes on an idle 2-core CPU and 2-3 hours under such a load:
 run it where the cores are free, or on a GPU.
 
+``RECIPES["w16-at64"]`` is ``w16`` with the same birds drawn at 64 px (``birds224-at64``): the same
+classes, images, network, schedule and evaluation, so that the grid (B4 2x2 instead of 7x7) is the
+only difference between the two records.
+
 ``RECIPES["tiny"]`` is the same pipeline at 64 px on 2 classes with a width-4 network: it runs in
 seconds and is what the tests use (its numbers mean nothing).
 """
@@ -64,6 +68,7 @@ RECIPES = {
                                                           weight_decay=5e-4), eval_train=100, n_local=12,
                                 n_curve=4, steps=4, n_sanity=2, n_road=2),
     "w32": GeometryRecipe("w32", arch="resnet18_w32"),
+    "w16-at64": GeometryRecipe("w16-at64", dataset="birds224-at64", image_size=64),
     "tiny": GeometryRecipe("tiny", dataset="birds224-tiny", arch="resnet18_w4", image_size=64,
                            train=Recipe(epochs=1, batch_size=8, lr=0.05, momentum=0.9),
                            k_per_class=2, images_per_class=4, eval_train=8, n_local=6, n_curve=4, steps=2,

@@ -1,5 +1,7 @@
 """The 224 px record: per seed, train (or load) the backbone, fit the maps, score Table 2's rows
-and chapter 8's evaluation, and write ``<out>/<recipe>-seed<seed>.json`` atomically after each step.
+and chapter 8's evaluation, and write ``<out>/<recipe>-seed<seed>.json`` atomically after each step
+(and, for the seeds of :data:`protolib.geometry.live.WEIGHTS_SEEDS`, the backbone's weights, so
+that a reader can recompute a slice of the record without training).
 
 A seed's file holds its provenance (recipe and profile, seed, code version, machine, device,
 threads, torch, UTC time, seconds per step) and one entry per finished step (``table2``,
@@ -23,9 +25,15 @@ from ..kmex import KMExClassifier
 from ..reproduce import git_commit, machine
 from . import birds_tiny  # noqa: F401  (registers the tiny testbed)
 from .evaluation import evaluate_seed
+from .live import WEIGHTS_SEEDS, save_weights, train_backbone
 from .recipe import GeometryRecipe, get_recipe
 
 STEPS = ("table2", "evaluation")
+
+
+def record_folder(recipe: str | GeometryRecipe) -> Path:
+    """Where the repository keeps a recipe's record (package data): ``protolib/results/geometry/<recipe>``."""
+    return Path(__file__).resolve().parent.parent / "results" / "geometry" / get_recipe(recipe).name
 
 
 def seed_path(out: Path, recipe: GeometryRecipe, seed: int) -> Path:
@@ -91,8 +99,9 @@ def run_seed(recipe: str | GeometryRecipe, seed: int, out: str | Path, device=No
         say(f"{path.name}: every step recorded by this code version; kept")
         return json.loads(path.read_text())
     start = time.perf_counter()
-    trained = train.load_or_train(recipe.dataset, arch=recipe.arch, profile="quick", seed=seed, recipe=recipe.train,
-                                  pretrained=False, device=device, progress=progress)
+    trained = train_backbone(recipe, seed, device, progress)
+    if seed in WEIGHTS_SEEDS:
+        save_weights(trained, recipe, seed, out)
     result, explainers = table2(trained, recipe, seed, device, progress)
     steps["table2"], record["seconds"]["table2"] = result, round(time.perf_counter() - start, 2)
     store.atomic_write_text(path, json.dumps(record, indent=1))
@@ -113,4 +122,4 @@ def run(recipe: str | GeometryRecipe, seeds: Sequence[int], out: str | Path, dev
     return [run_seed(recipe, s, out, device, progress, say) for s in seeds]
 
 
-__all__ = ["STEPS", "seed_path", "provenance", "table2", "run_seed", "run"]
+__all__ = ["STEPS", "record_folder", "seed_path", "provenance", "table2", "run_seed", "run"]

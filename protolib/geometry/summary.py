@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -68,9 +69,46 @@ def across_seeds(records: list[dict], section: str) -> dict[str, dict[str, torch
     return {m: {k: torch.tensor(v, dtype=torch.float64) for k, v in ms.items()} for m, ms in out.items()}
 
 
+def generic(name: str, record: dict) -> str:
+    """A row name with its grid said by block set: ``"grid 28 x 28"`` -> ``"grid (B234's grid)"``, so
+    that the rows of two geometries line up."""
+    grids = record["steps"]["evaluation"]["grids"]
+    for block in ("B234", "B4"):
+        grid = "{} x {}".format(*grids[f"ours {block}"])
+        if name.endswith(" " + grid) and not name.startswith("ours"):
+            return f"{name[: -len(grid)]}({block}'s grid)"
+    return name
+
+
+def side_by_side(geometries: dict[str, list[dict]], section: str, metrics: Sequence[str] | None = None,
+                 digits: int = 3) -> str:
+    """A Markdown table of one section for several geometries ({label: records}): per method and
+    metric, the mean ± 95 % half-width over each geometry's seeds, side by side."""
+    rows: dict[str, dict[str, torch.Tensor]] = {}
+    for label, records in geometries.items():
+        for method, values in across_seeds(records, section).items():
+            name = method if section == "table2" else generic(method, records[0])
+            for metric, v in values.items():
+                if metrics is None or metric in metrics:
+                    rows.setdefault(name, {})[f"{metric}, {label}"] = v
+    return markdown_table(rows, digits)
+
+
+def within_seed(record: dict, section: str, metrics: Sequence[str] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """{method: {metric: per-image values}} of one seed (lists only), for intervals over images."""
+    out = {}
+    for method, values in record["steps"]["evaluation"][section].items():
+        kept = {k: torch.tensor([float("nan") if x is None else x for x in v], dtype=torch.float64)
+                for k, v in values.items() if isinstance(v, list) and (metrics is None or k in metrics)}
+        if kept:
+            out[generic(method, record)] = kept
+    return out
+
+
 def table(records: list[dict], section: str, digits: int = 3) -> str:
     """A Markdown table of a section: mean ± 95 % half-width over seeds (one seed: its value)."""
     return markdown_table(across_seeds(records, section), digits)
 
 
-__all__ = ["SECTIONS", "load_records", "versions", "seed_values", "across_seeds", "table"]
+__all__ = ["SECTIONS", "load_records", "versions", "seed_values", "across_seeds", "generic", "side_by_side",
+           "within_seed", "table"]
