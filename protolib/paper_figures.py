@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from . import config, data, features, maps_eval, paper, train
-from .explain import maps
+from .explain import maps_multi
 from .kmex import KMExClassifier
 from .explain.patches import representative_patches
 from .sem import classifier_prototypes
@@ -106,7 +106,7 @@ def figure1(choice: FigureData, profile: str | config.Profile | None = None, see
     targets = torch.as_tensor(test_set.targets)
     pool = torch.arange(len(test_set)) if not choice.classes else torch.nonzero(
         torch.isin(targets, torch.tensor(choice.classes))).flatten()
-    found, logits = maps.explain_dataset_all(explainers, test_set, pool.tolist())
+    found, logits = maps_multi.explain_dataset_all(explainers, test_set, pool.tolist())
     y = targets[pool]
     ok = (logits.argmax(1) == y) & (found["B4"].prediction == y) & (found["B234"].prediction == y)
     index = int(pool[ok.nonzero()[0]]) if ok.any() else int(pool[0])

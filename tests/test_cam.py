@@ -5,7 +5,9 @@ import torch
 import torchvision
 
 from protolib.explain import cam, maps
-from protolib.models import block_outputs, build_model, split_gap_linear
+from protolib.gap import split_gap_linear
+from protolib.hooks import block_outputs
+from protolib.models import build_model
 from tiny_nets import A, B, TinyImages, TinyNet, paint
 
 AB = paint({A: slice(0, 4), B: slice(4, 8)}).unsqueeze(0)  # layer4: left column (1,0,1), right (0,1,1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from protolib.explain import blocks, maps
+from protolib.explain import blocks, maps, maps_multi
 from tiny_nets import A, B, C, D, TinyImages, TinyNet, paint
 
 
@@ -138,7 +138,7 @@ def test_resnet_shapes_norms_and_shared_forward_pass(norm):
     g = torch.Generator().manual_seed(1)
     for ex, d in ((ex234, 896), (ex4, 512)):
         ex.fit_features([torch.randn(40, d, generator=g) for _ in range(3)])
-    multi = maps.explain_all({"B234": ex234, "B4": ex4}, x)
+    multi = maps_multi.explain_all({"B234": ex234, "B4": ex4}, x)
     both, acts = multi.maps, multi.activations
     torch.testing.assert_close(multi.logits, model(x))
     assert set(acts) == {"layer2", "layer3", "layer4"}
@@ -157,19 +157,19 @@ def test_cuda_keeps_tensors_on_the_device(fitted):
 def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits():
     net, ds = TinyNet(), TinyImages()
     kw = dict(k_per_class=2, progress=False, random_state=1)
-    joint = maps.fit_all({"B34": maps.ExplanationMaps(net, "B34", **kw), "B234": maps.ExplanationMaps(net, "B234", **kw)}, ds)
+    joint = maps_multi.fit_all({"B34": maps.ExplanationMaps(net, "B34", **kw), "B234": maps.ExplanationMaps(net, "B234", **kw)}, ds)
     for name, ex in joint.items():
         alone = maps.ExplanationMaps(net, name, **kw).fit(ds)
         assert torch.equal(ex.prototypes_, alone.prototypes_) and torch.equal(ex.patch_index_, alone.patch_index_)
-    out, logits = maps.explain_dataset_all(joint, ds, indices=[1, 2, 5])
+    out, logits = maps_multi.explain_dataset_all(joint, ds, indices=[1, 2, 5])
     torch.testing.assert_close(logits, net(ds.images[[1, 2, 5]]))
     assert torch.equal(out["B234"].segments, joint["B234"].explain(ds.images[[1, 2, 5]]).segments)
     assert all(not m._forward_hooks for m in net.modules())  # every hook was removed
     with pytest.raises(ValueError, match="one max_images_per_class"):
-        maps.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
+        maps_multi.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
                       "b": maps.ExplanationMaps(net, "B4")}, ds)
     with pytest.raises(ValueError, match="share one model"):
-        maps.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
+        maps_multi.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
 
 
 def test_load_or_fit_caches_the_fitted_state(tmp_path):
@@ -234,7 +234,7 @@ def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitt
     steps = []
     for c in range(2):
         idx = ex.class_images(targets, c)
-        acts = maps.class_activations(ex, ds, idx, ex.layers)
+        acts = maps_multi.class_activations(ex, ds, idx, ex.layers)
         steps.append(ex.fit_class(c, idx, activations=acts))
     ex.set_prototypes(steps, input_size=(8, 8))
     for name in maps.ExplanationMaps.FITTED:                                 # the same as fit(), exactly

@@ -30,8 +30,11 @@ from torch import nn
 
 from .._checks import check_class_targets
 from .._extras import require
-from .maps import ExplanationMap, ExplanationMaps, check_ready
-from ..models import capture, gap_split, get_layer
+from .maps import ExplanationMaps
+from .maps_multi import check_ready
+from .maps_result import ExplanationMap
+from ..gap import gap_split
+from ..hooks import capture, get_layer
 
 
 def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ from typing import Mapping
 from torch.utils.data import Dataset
 
 from .. import store
-from .maps import ExplanationMaps, fit_all
+from .maps import ExplanationMaps
+from .maps_multi import fit_all
 from ..models import model_fingerprint
 
 def settings(ex: ExplanationMaps) -> dict:

@@ -25,7 +25,8 @@ from torch import nn
 from .._extras import require
 from ..explain import cam
 from ..explain.maps import ExplanationMaps
-from ..models import capture, gap_split
+from ..gap import gap_split
+from ..hooks import capture
 from . import baselines
 
 LAST = "layer4"
