@@ -7,7 +7,8 @@ import torch
 import torchvision
 
 from protolib.explain import blocks, maps, maps_multi
-from tiny_nets import A, B, C, D, TinyImages, TinyNet, paint
+from protolib.hooks import block_outputs
+from tiny_nets import GAP_CNN_STAGES, A, B, C, D, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 
 
 def test_block_sets_are_named_as_in_the_paper():
@@ -245,3 +246,21 @@ def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitt
     assert torch.equal(again.explain(x).segments, fitted.explain(x).segments)
     with pytest.raises(KeyError, match="not a state_dict"):
         again.load_state_dict({"prototypes_": state["prototypes_"]})
+
+
+@pytest.mark.parametrize("kind", ["three", "densenet121", "efficientnet_b0"])
+def test_block_sets_on_non_resnet_cnns_are_their_last_stages(kind):
+    net, ds = gap_cnn(kind), NoiseImages(32)
+    last3 = GAP_CNN_STAGES[kind][-3:]
+    ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False) for n in ("B4", "B234")}
+    maps_multi.fit_all(ex, ds)
+    assert ex["B234"].layers == last3 and ex["B4"].layers == last3[-1:] and ex["B234"].name == "B234"
+    x = ds.images[:4]
+    acts = block_outputs(net, x, last3)
+    channels = sum(acts[n].shape[1] for n in last3)
+    assert ex["B234"].features(x).shape == (4, channels, *acts[last3[0]].shape[-2:])  # the shallowest grid
+    out = maps_multi.explain_all(ex, x)
+    assert out.maps["B234"].segments.shape == (4, *acts[last3[0]].shape[-2:])
+    assert out.maps["B4"].segments.shape == (4, *acts[last3[-1]].shape[-2:])
+    # every pixel of the grid is assigned to one prototype
+    assert torch.equal(out.maps["B234"].counts.sum(1), torch.full((4,), out.maps["B234"].segments[0].numel()))
