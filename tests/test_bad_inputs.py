@@ -137,7 +137,12 @@ CASES = [
     ("kmex predict with 3 features", lambda: KMExClassifier(1).fit(X2, Y2).predict(np.zeros((1, 3))), ValueError,
      "3 features.*expecting 2"),
     # ExplanationMaps: bad parameters, refused at fit (scikit-learn: __init__ only stores them)
-    ("maps unknown block name", lambda: explainer(blocks="B9").fit(TinyImages()), ValueError, "no module 'layer9'"),
+    ("maps unknown block set", lambda: explainer(blocks="B9").fit(TinyImages()), ValueError,
+     "'B9': the digits are ResNet stage numbers 1 to 4"),
+    ("maps block set deeper than the model", lambda: explainer(blocks="B1234").fit(TinyImages()), ValueError,
+     r"'B1234' needs the last 4 stages, but TinyNet has 3: layer2 \(128 x 128\)"),
+    ("maps unknown block name", lambda: explainer(blocks=["layer9"]).fit(TinyImages()), ValueError,
+     "no module 'layer9'"),
     ("maps empty block list", lambda: explainer(blocks=[]).fit(TinyImages()), ValueError, "non-empty list of layer names"),
     ("maps fractional K/C", lambda: explainer(k_per_class=2.5).fit(TinyImages()), TypeError, "k_per_class must be an integer.*2.5"),
     ("maps K/C = 0", lambda: explainer(k_per_class=0).fit(TinyImages()), ValueError, "k_per_class must be an integer >= 1, got 0"),
