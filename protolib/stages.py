@@ -118,11 +118,11 @@ def _area(grid: tuple[int, int]) -> int:
 
 def _choose(calls: list[_Call]) -> list[_Call]:
     """The stage calls (see the module docstring), in forward order."""
-    main, smallest_later = [], 0
+    main, largest_later = [], 0
     for c in reversed([c for c in calls if c.grid is not None]):  # drop side branches
-        if _area(c.grid) >= smallest_later:
+        if _area(c.grid) >= largest_later:
             main.append(c)
-            smallest_later = max(smallest_later, _area(c.grid))
+            largest_later = max(largest_later, _area(c.grid))
     main.reverse()
     counts: dict[str, int] = {}
     for c in calls:
