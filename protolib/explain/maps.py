@@ -119,7 +119,7 @@ class ExplanationMaps(ClassFitting):
     def prepare(self) -> None:
         """Step 0: check the parameters, then put the model on ``device_`` in evaluation mode.
 
-        :meth:`fit`, :func:`fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
+        :meth:`fit`, :func:`.maps_multi.fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
         if not isinstance(self.model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
         check_choice("norm", self.norm, NORMS)
