@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from protolib.explain.maps import ExplanationMaps, explain_all
+from protolib.explain.maps import ExplanationMaps
+from protolib.explain.maps_multi import explain_all
 from protolib.models import build_model
 from protolib.reproduce import machine
 

@@ -102,7 +102,7 @@ def main() -> None:
     os.environ["PROTOLIB_CACHE"] = str(work / "cache")  # fresh: every step computes, nothing is read back
 
     from protolib import config, data, features, protopnet, train
-    from protolib.explain import maps
+    from protolib.explain import maps, maps_multi
     from protolib.kmex import KMExClassifier
 
     name = args.dataset
@@ -123,8 +123,8 @@ def main() -> None:
                  lambda: KMExClassifier(k, n_init=10, random_state=0).fit(tr.z.numpy(), tr.labels.numpy()), report)
     kmex_acc = 100 * (kmex.predict(te.z.numpy()) == te.labels.numpy()).mean()
     explainers = {b: maps.ExplanationMaps(cnn.model, b, k_per_class=k, progress=False) for b in ("B4", "B234")}
-    timed("maps fit (B4 + B234)", n_tr, device, lambda: maps.fit_all(explainers, train_set), report)
-    timed("maps explain (test)", n_te, device, lambda: maps.explain_dataset_all(explainers, test_set), report)
+    timed("maps fit (B4 + B234)", n_tr, device, lambda: maps_multi.fit_all(explainers, train_set), report)
+    timed("maps explain (test)", n_te, device, lambda: maps_multi.explain_dataset_all(explainers, test_set), report)
     recipe = protopnet.recipe_for(None, name)
     stage_images = n_tr * (recipe.epochs + recipe.last_layer_epochs * len(range(recipe.push_every, recipe.epochs + 1,
                                                                                 recipe.push_every)))

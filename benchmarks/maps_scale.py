@@ -27,7 +27,7 @@ import torch
 import torchvision
 
 from protolib import config
-from protolib.explain import cam, maps
+from protolib.explain import cam, maps, maps_multi
 from protolib.models import build_model
 
 GRIDS = {"layer2": (128, 28), "layer3": (256, 14), "layer4": (512, 7)}  # ResNet34 at 224 px
@@ -123,7 +123,7 @@ def speed_part(args, device) -> None:
 
     fns = {
         "bare forward pass": forward,
-        "explanation maps B4+B34+B234": lambda: maps.explain_all(explainers, x),
+        "explanation maps B4+B34+B234": lambda: maps_multi.explain_all(explainers, x),
         "explanation + importance maps (eq. 11, chain)": lambda: cam.importance_maps(explainers, x),
         "Captum Grad-CAM at layer2": lambda: cam.grad_cam(model, x, target, layer="layer2"),
     }

@@ -5,7 +5,10 @@ Foundations
                      DataLoader workers, mixed precision, local ImageNet weights
     ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
     ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
-    ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
+    ``models``       backbones with a bias-free head, their ImageNet weights, a weights fingerprint
+    ``gap``          the GAP + linear split of any CNN (encoder, head), refusing other heads
+    ``stages``       the encoder's stages found from the model (a stage ends where the grid shrinks)
+    ``hooks``        a layer by its dotted name; the outputs of layers during forward passes
     ``narrow_resnet`` ResNet18/34 at a smaller width (``resnet18_w16``): ResNet's grids at a fraction of the cost
     ``train``        the KMEx training recipe; load-or-train through ``store``
     ``features``     batched (and cached) pooled embeddings z and logits
@@ -17,7 +20,8 @@ The paper
     ``metrics``      Table 1 alignment cosines, accuracies
     ``explain``      the encoder's explanation, one module per step (see its docstring):
                      ``blocks`` (eq. 6-8), ``kmeans`` and its backends, ``maps`` (eq. 9-10,
-                     ``ExplanationMaps``), ``maps_cache``, ``cam`` (eq. 11 and its propagation),
+                     ``ExplanationMaps``) with ``maps_result``, ``maps_fit``, ``maps_multi``,
+                     ``maps_cache``, ``cam`` (eq. 11 and its propagation),
                      ``patches``, ``part_scores``, ``viz_maps``, ``widgets``
     ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
 Reproduction

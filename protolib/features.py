@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from . import config, store
 from .inference import map_batches
-from .models import gap_split
+from .gap import gap_split
 
 
 @dataclass
@@ -47,7 +47,7 @@ def embed(
     """z = avg-pool(enc(x)) and the logits for every image of ``dataset`` (in order).
 
     ``model`` must end in global average pooling + linear (see
-    :func:`protolib.models.split_gap_linear`); the dataset should use evaluation transforms.
+    :func:`protolib.gap.split_gap_linear`); the dataset should use evaluation transforms.
     """
     if len(dataset) == 0:
         raise ValueError("dataset is empty: it holds no image to embed")

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import backbone, config
-from .explain import maps
+from .explain import maps, maps_multi
 from .explain.maps_cache import load_or_fit
 
 BLOCK_SETS = ("B4", "B34", "B234")
@@ -60,7 +60,7 @@ def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Datas
     chosen = {n: explainers[n] for n in names}
     out = {}
     for split, ds, idx in (("train", train_set, eval_subset(train_set, eval_train)), ("test", test_set, None)):
-        found, logits = maps.explain_dataset_all(chosen, ds, idx)
+        found, logits = maps_multi.explain_dataset_all(chosen, ds, idx)
         y = torch.as_tensor(ds.targets) if idx is None else torch.as_tensor(ds.targets)[idx]
         out[("CNN", split)] = 100 * (logits.argmax(1) == y).float().mean().item()
         for n in names:

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from . import config, data, features, maps_eval, paper, train
-from .explain import maps
+from .explain import maps_multi
 from .kmex import KMExClassifier
 from .explain.patches import representative_patches
 from .sem import classifier_prototypes
@@ -105,7 +105,7 @@ def render_figure1(explainers, train_set, test_set, classes: Sequence[int] | Non
     targets = torch.as_tensor(test_set.targets)
     pool = torch.arange(len(test_set)) if not classes else torch.nonzero(
         torch.isin(targets, torch.tensor(classes))).flatten()
-    found, logits = maps.explain_dataset_all(explainers, test_set, pool.tolist())
+    found, logits = maps_multi.explain_dataset_all(explainers, test_set, pool.tolist())
     y = targets[pool]
     ok = (logits.argmax(1) == y) & (found["B4"].prediction == y) & (found["B234"].prediction == y)
     return render_figure1(explainers, train_set, test_set, index=int(pool[ok.nonzero()[0]]) if ok.any() else int(pool[0]))

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import determinism
 from ._checks import check_images
-from .models import gap_split
+from .gap import gap_split
 
 
 def classifier_prototypes(model: nn.Module) -> torch.Tensor:

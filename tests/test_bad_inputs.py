@@ -17,10 +17,11 @@ from torch.utils.data import Dataset
 
 from conftest import write_idx
 from protolib import config, data, features, sem, train
-from protolib.explain import cam, maps, maps_cache
+from protolib.explain import cam, maps, maps_cache, maps_multi
 from protolib.data.mnist import read_idx
 from protolib.kmex import KMExClassifier
-from protolib.models import build_model, capture
+from protolib.hooks import capture
+from protolib.models import build_model
 from tiny_nets import TinyImages, TinyNet
 
 X2 = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
@@ -66,7 +67,7 @@ def fitted_pair() -> dict:
         net = TinyNet()
         exs = {k: maps.ExplanationMaps(net, blocks=[layer], k_per_class=1, progress=False, device="cpu")
                for k, layer in (("B4", "layer4"), ("B2", "layer2"))}
-        _FITTED["pair"] = maps.fit_all(exs, TinyImages())
+        _FITTED["pair"] = maps_multi.fit_all(exs, TinyImages())
     return _FITTED["pair"]
 
 
@@ -136,7 +137,12 @@ CASES = [
     ("kmex predict with 3 features", lambda: KMExClassifier(1).fit(X2, Y2).predict(np.zeros((1, 3))), ValueError,
      "3 features.*expecting 2"),
     # ExplanationMaps: bad parameters, refused at fit (scikit-learn: __init__ only stores them)
-    ("maps unknown block name", lambda: explainer(blocks="B9").fit(TinyImages()), ValueError, "no module 'layer9'"),
+    ("maps unknown block set", lambda: explainer(blocks="B9").fit(TinyImages()), ValueError,
+     "'B9': the digits are ResNet stage numbers 1 to 4"),
+    ("maps block set deeper than the model", lambda: explainer(blocks="B1234").fit(TinyImages()), ValueError,
+     r"'B1234' needs the last 4 stages, but TinyNet has 3: layer2 \(128 x 128\)"),
+    ("maps unknown block name", lambda: explainer(blocks=["layer9"]).fit(TinyImages()), ValueError,
+     "no module 'layer9'"),
     ("maps empty block list", lambda: explainer(blocks=[]).fit(TinyImages()), ValueError, "non-empty list of layer names"),
     ("maps fractional K/C", lambda: explainer(k_per_class=2.5).fit(TinyImages()), TypeError, "k_per_class must be an integer.*2.5"),
     ("maps K/C = 0", lambda: explainer(k_per_class=0).fit(TinyImages()), ValueError, "k_per_class must be an integer >= 1, got 0"),
@@ -189,7 +195,7 @@ CASES = [
      ValueError, r"16 x 16 images.*input_size_"),
     ("explain a dataset with a NaN image", lambda: fitted().explain_dataset(with_bad_image(float("nan"))), ValueError,
      r"dataset images \[2\]"),
-    ("explain_all with no explainer", lambda: maps.explain_all({}, images()), ValueError, "non-empty dict"),
+    ("explain_all with no explainer", lambda: maps_multi.explain_all({}, images()), ValueError, "non-empty dict"),
     # importance maps (eq. 11)
     ("importance target -1", lambda: cam.importance_maps(fitted_pair(), images(), target=-1), ValueError,
      r"class indices in \[0, 1\], got \[-1\]"),

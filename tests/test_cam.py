@@ -5,8 +5,10 @@ import torch
 import torchvision
 
 from protolib.explain import cam, maps
-from protolib.models import block_outputs, build_model, split_gap_linear
-from tiny_nets import A, B, TinyImages, TinyNet, paint
+from protolib.gap import split_gap_linear
+from protolib.hooks import block_outputs
+from protolib.models import build_model
+from tiny_nets import GAP_CNN_STAGES, A, B, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 
 AB = paint({A: slice(0, 4), B: slice(4, 8)}).unsqueeze(0)  # layer4: left column (1,0,1), right (0,1,1)
 
@@ -102,3 +104,26 @@ def test_other_cnns_work_with_explicit_layer_names():
     att, logits = cam.last_block_attribution(model, x)
     assert torch.equal(imp.maps["deep"], att[torch.arange(2), logits.argmax(1)])
     assert imp.maps["multi"].shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize("kind", ["three", "densenet121", "efficientnet_b0"])
+def test_importance_maps_on_non_resnet_cnns(kind):
+    net, ds = gap_cnn(kind), NoiseImages(32)
+    names = GAP_CNN_STAGES[kind]
+    assert cam.encoder_output_layer(net) == names[-1]
+    ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False) for n in ("B4", "B34", "B234")}
+    for e in ex.values():
+        e.fit(ds)
+    x = ds.images[:3]
+    imp = cam.importance_maps(ex, x, target=1)
+    att, logits = cam.last_block_attribution(net, x)   # eq. 11 on the GAP split's encoder output
+    torch.testing.assert_close(imp.att, att, rtol=1e-5, atol=1e-6 * att.abs().max().item())
+    torch.testing.assert_close(imp.logits, logits, rtol=1e-5, atol=1e-6 * logits.abs().max().item())
+    assert torch.equal(imp.maps["B4"], imp.att[:, 1])           # B4 = the last stage: eq. 11 itself
+    grids = {n: tuple(a.shape[-2:]) for n, a in block_outputs(net, x, names[-3:]).items()}
+    assert imp.maps["B34"].shape == (3, *grids[names[-2]]) and imp.maps["B234"].shape == (3, *grids[names[-3]])
+    for n in ("B34", "B234"):  # propagated maps are constant on every segment of their explanation map
+        seg, m = imp.explanations[n].segments, imp.maps[n]
+        torch.testing.assert_close(cam.segment_average(m, seg), m, rtol=1e-5, atol=0.0)
+    gc = cam.grad_cam(net, x, 1)  # default layer: the first block of B234
+    assert gc.shape == (3, *grids[names[-3]])

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from protolib import data, models, store
+from protolib import data, gap, hooks, models, store
 from protolib.data.birds import make_species, render
 from protolib.data.birds.species import PART_NAMES, part_id
 from protolib.explain.maps import ExplanationMaps
@@ -53,13 +53,13 @@ def test_narrow_resnet_keeps_resnet_geometry(arch, params):
     net = models.build_model(arch, 10).eval()
     names = [n for n, _ in net.named_children()]
     assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
-    out = models.block_outputs(net, torch.zeros(1, 3, 224, 224), ["layer1", "layer2", "layer3", "layer4"])
+    out = hooks.block_outputs(net, torch.zeros(1, 3, 224, 224), ["layer1", "layer2", "layer3", "layer4"])
     w = int(arch.rsplit("w", 1)[1])
     assert [tuple(o.shape[1:]) for o in out.values()] == [
         (w, 56, 56), (2 * w, 28, 28), (4 * w, 14, 14), (8 * w, 7, 7)]
     n = sum(p.numel() for p in net.parameters())
     assert abs(n - params) / params < 0.01  # as measured for the research note (10-class head)
-    split = models.split_gap_linear(net)
+    split = gap.split_gap_linear(net)
     assert split.head is net.fc and net.fc.bias is None
     x = torch.randn(2, 3, 224, 224)
     assert torch.allclose(split.head(split.pooled(x)), net(x), atol=1e-5)

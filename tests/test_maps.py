@@ -6,8 +6,9 @@ import pytest
 import torch
 import torchvision
 
-from protolib.explain import blocks, maps
-from tiny_nets import A, B, C, D, TinyImages, TinyNet, paint
+from protolib.explain import blocks, maps, maps_multi
+from protolib.hooks import block_outputs
+from tiny_nets import GAP_CNN_STAGES, A, B, C, D, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 
 
 def test_block_sets_are_named_as_in_the_paper():
@@ -138,7 +139,7 @@ def test_resnet_shapes_norms_and_shared_forward_pass(norm):
     g = torch.Generator().manual_seed(1)
     for ex, d in ((ex234, 896), (ex4, 512)):
         ex.fit_features([torch.randn(40, d, generator=g) for _ in range(3)])
-    multi = maps.explain_all({"B234": ex234, "B4": ex4}, x)
+    multi = maps_multi.explain_all({"B234": ex234, "B4": ex4}, x)
     both, acts = multi.maps, multi.activations
     torch.testing.assert_close(multi.logits, model(x))
     assert set(acts) == {"layer2", "layer3", "layer4"}
@@ -157,19 +158,19 @@ def test_cuda_keeps_tensors_on_the_device(fitted):
 def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits():
     net, ds = TinyNet(), TinyImages()
     kw = dict(k_per_class=2, progress=False, random_state=1)
-    joint = maps.fit_all({"B34": maps.ExplanationMaps(net, "B34", **kw), "B234": maps.ExplanationMaps(net, "B234", **kw)}, ds)
+    joint = maps_multi.fit_all({"B34": maps.ExplanationMaps(net, "B34", **kw), "B234": maps.ExplanationMaps(net, "B234", **kw)}, ds)
     for name, ex in joint.items():
         alone = maps.ExplanationMaps(net, name, **kw).fit(ds)
         assert torch.equal(ex.prototypes_, alone.prototypes_) and torch.equal(ex.patch_index_, alone.patch_index_)
-    out, logits = maps.explain_dataset_all(joint, ds, indices=[1, 2, 5])
+    out, logits = maps_multi.explain_dataset_all(joint, ds, indices=[1, 2, 5])
     torch.testing.assert_close(logits, net(ds.images[[1, 2, 5]]))
     assert torch.equal(out["B234"].segments, joint["B234"].explain(ds.images[[1, 2, 5]]).segments)
     assert all(not m._forward_hooks for m in net.modules())  # every hook was removed
     with pytest.raises(ValueError, match="one max_images_per_class"):
-        maps.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
+        maps_multi.fit_all({"a": maps.ExplanationMaps(net, "B4", max_images_per_class=1),
                       "b": maps.ExplanationMaps(net, "B4")}, ds)
     with pytest.raises(ValueError, match="share one model"):
-        maps.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
+        maps_multi.fit_all({"a": maps.ExplanationMaps(net, "B4"), "b": maps.ExplanationMaps(TinyNet(), "B4")}, ds)
 
 
 def test_load_or_fit_caches_the_fitted_state(tmp_path):
@@ -234,7 +235,7 @@ def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitt
     steps = []
     for c in range(2):
         idx = ex.class_images(targets, c)
-        acts = maps.class_activations(ex, ds, idx, ex.layers)
+        acts = maps_multi.class_activations(ex, ds, idx, ex.layers)
         steps.append(ex.fit_class(c, idx, activations=acts))
     ex.set_prototypes(steps, input_size=(8, 8))
     for name in maps.ExplanationMaps.FITTED:                                 # the same as fit(), exactly
@@ -245,3 +246,21 @@ def test_public_per_class_steps_give_the_fit_and_the_state_dict_restores_it(fitt
     assert torch.equal(again.explain(x).segments, fitted.explain(x).segments)
     with pytest.raises(KeyError, match="not a state_dict"):
         again.load_state_dict({"prototypes_": state["prototypes_"]})
+
+
+@pytest.mark.parametrize("kind", ["three", "densenet121", "efficientnet_b0"])
+def test_block_sets_on_non_resnet_cnns_are_their_last_stages(kind):
+    net, ds = gap_cnn(kind), NoiseImages(32)
+    last3 = GAP_CNN_STAGES[kind][-3:]
+    ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False) for n in ("B4", "B234")}
+    maps_multi.fit_all(ex, ds)
+    assert ex["B234"].layers == last3 and ex["B4"].layers == last3[-1:] and ex["B234"].name == "B234"
+    x = ds.images[:4]
+    acts = block_outputs(net, x, last3)
+    channels = sum(acts[n].shape[1] for n in last3)
+    assert ex["B234"].features(x).shape == (4, channels, *acts[last3[0]].shape[-2:])  # the shallowest grid
+    out = maps_multi.explain_all(ex, x)
+    assert out.maps["B234"].segments.shape == (4, *acts[last3[0]].shape[-2:])
+    assert out.maps["B4"].segments.shape == (4, *acts[last3[-1]].shape[-2:])
+    # every pixel of the grid is assigned to one prototype
+    assert torch.equal(out.maps["B234"].counts.sum(1), torch.full((4,), out.maps["B234"].segments[0].numel()))

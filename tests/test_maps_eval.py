@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from protolib import backbone, config, maps_eval, train
-from protolib.explain import maps
+from protolib.explain import maps_multi
 
 RECIPE = train.Recipe(epochs=1)
 
@@ -34,6 +34,6 @@ def test_table2_row_scores_the_cnn_and_both_block_sets(digits):
     assert row[("CNN", "test")] == pytest.approx(digits.meta["test_accuracy"], abs=1e-4)   # the same forward passes
     fitted, cached = maps_eval.profile_maps(digits, progress=False)
     assert cached                                                                # table2_row fitted them
-    found, _ = maps.explain_dataset_all({"B234": fitted["B234"]}, digits.test_set)
+    found, _ = maps_multi.explain_dataset_all({"B234": fitted["B234"]}, digits.test_set)
     y = torch.as_tensor(digits.test_set.targets)
     assert row[("B234", "test")] == pytest.approx(100 * (found["B234"].prediction == y).float().mean().item())

@@ -5,8 +5,10 @@ import torch
 import torchvision
 from torch import nn
 
-from protolib import models
-from protolib.models import UnsupportedHeadError, WeightsUnavailableError, build_model, capture, split_gap_linear
+from protolib import gap, hooks
+from protolib.gap import UnsupportedHeadError, split_gap_linear
+from protolib.hooks import capture
+from protolib.models import WeightsUnavailableError, build_model
 
 GAP_FAMILIES = ["resnet18", "densenet121", "efficientnet_b0", "mobilenet_v2", "regnet_y_400mf"]
 
@@ -36,20 +38,20 @@ def test_gap_split_is_traced_once_per_model_and_again_when_a_layer_is_replaced()
     import gc
     import weakref
     model = build_model("resnet18", 3).eval()
-    first = models.gap_split(model)
-    assert models.gap_split(model) is first and models.gap_split(build_model("resnet18", 3)) is not first
+    first = gap.gap_split(model)
+    assert gap.gap_split(model) is first and gap.gap_split(build_model("resnet18", 3)) is not first
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(first.head(first.pooled(x)), model(x))
         in_eval = first.features(x)
         model.train()                                   # batch statistics now: the split follows
-        assert not torch.allclose(models.gap_split(model).features(x), in_eval)
+        assert not torch.allclose(gap.gap_split(model).features(x), in_eval)
     model.eval()
     model.fc = nn.Linear(512, 5, bias=False)            # a new head: traced again
-    second = models.gap_split(model)
+    second = gap.gap_split(model)
     assert second is not first and second.head is model.fc
     model.layer4 = nn.Sequential(model.layer4[0])       # a new block: traced again
-    third = models.gap_split(model)
+    third = gap.gap_split(model)
     assert third is not second
     with torch.no_grad():
         assert torch.equal(third.head(third.pooled(x)), model(x))
@@ -130,7 +132,7 @@ def test_capture_records_blocks_and_removes_hooks():
 def test_block_outputs_matches_manual_forward():
     model = build_model("resnet18", 10).eval()
     x = torch.randn(1, 3, 32, 32)
-    outs = models.block_outputs(model, x, ["layer1", "layer4"])
+    outs = hooks.block_outputs(model, x, ["layer1", "layer4"])
     with torch.no_grad():
         y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
         assert torch.equal(outs["layer1"], model.layer1(y))

@@ -227,7 +227,8 @@ def test_push_refuses_a_class_without_images():
 
 
 def test_receptive_field_of_known_networks_and_its_gradient_support():
-    from protolib.models import build_model, split_gap_linear
+    from protolib.gap import split_gap_linear
+    from protolib.models import build_model
 
     rf18 = protopnet.receptive_field(split_gap_linear(build_model("resnet18", 10)).encoder)
     assert (rf18.size, rf18.stride) == (435, 32)                       # the textbook ResNet18 value

@@ -9,7 +9,7 @@ from torch import nn
 from protolib.explain import cam, maps
 from protolib.quality import baselines, evaluate, faithfulness as fa, localisation as lo, methods, sanity
 from protolib.quality.stats import above, markdown_table, mean_ci
-from tiny_nets import A, B, TinyImages, TinyNet, paint
+from tiny_nets import GAP_CNN_STAGES, A, B, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 
 W = torch.tensor([[4.0, 3.0], [2.0, 1.0]])  # a 2 x 2 image, one channel
 
@@ -199,3 +199,25 @@ def test_toy_mean_channel_net_has_closed_form_curves_and_shares():
     assert abs(local["area (blind map)"]["bird share"].item() - 3 / 16) < 1e-12
     with pytest.raises(ValueError, match="channel 2"):
         toy.mean_channel_net(in_channels=2, channel=2)
+
+
+@pytest.mark.parametrize("kind", ["three", "densenet121", "efficientnet_b0"])
+def test_randomisation_cascade_on_non_resnet_cnns(kind):
+    net, ds = gap_cnn(kind), NoiseImages(32)
+    names = GAP_CNN_STAGES[kind]
+    head = {"three": "fc", "densenet121": "classifier", "efficientnet_b0": "classifier.1"}[kind]
+    ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False) for n in ("B4", "B234")}
+    for e in ex.values():
+        e.fit(ds)
+    top_down = (head, names[-1], names[-2], names[-3])   # the head, then the stages of B234 from the top
+    assert sanity.top_down(net) == top_down and methods.layers(net) == (names[-1], names[-3])
+    x, target = ds.images[:4], torch.tensor([0, 1, 0, 1])
+    out = evaluate.randomisation(ex, x, target, n_components=2)
+    assert tuple(out) == top_down
+    labels = {"ours B4", "ours B234", f"Grad-CAM {names[-1]}", f"Grad-CAM {names[-3]}", f"DFF {names[-1]}"}
+    assert labels <= set(out[head])
+    for stage in out.values():
+        assert all(rho.shape == (4,) and s.shape == (4,) for rho, s in stage.values())
+    # a network whose every layer of B234 is re-initialised explains otherwise: the finest Grad-CAM
+    # map of the last stage differs from the trained one
+    assert (out[names[-3]][f"Grad-CAM {names[-3]}"][0].nan_to_num(0.0) < 1).any()

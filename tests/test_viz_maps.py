@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
-from protolib.explain import maps, viz_maps  # noqa: E402
+from protolib.explain import maps, maps_result, viz_maps  # noqa: E402
 from protolib.data.base import DatasetSpec, TensorImages  # noqa: E402
 from protolib.models import build_model  # noqa: E402
 from protolib.explain.patches import Patches, representative_patches  # noqa: E402
@@ -20,7 +20,7 @@ def test_segment_colours_follow_segment_size_and_match_patch_borders():
     segments = torch.tensor([[[2, 2, 2, 0], [2, 2, 0, 0], [5, 5, 0, 0], [5, 5, 5, 5]]])  # sizes: 2->5, 0->5, 5->6
     counts = torch.bincount(segments.flatten(), minlength=6).view(1, 6)
     assert viz_maps.ordered_segments(counts[0]) == [5, 0, 2]  # largest first, ties by id
-    ex = maps.ExplanationMap(segments, counts, maps.class_scores(counts, 2), torch.arange(3).repeat_interleave(2))
+    ex = maps_result.ExplanationMap(segments, counts, maps_result.class_scores(counts, 2), torch.arange(3).repeat_interleave(2))
     patches = Patches(torch.rand(6, 3, 4, 4), torch.zeros(6, 4), torch.arange(6), ex.prototype_classes, torch.zeros(6))
     fig = plt.figure()
     viz_maps.explanation_panel(fig, torch.zeros(3, 16, 16), ex, torch.randn(4, 4), patches, "B234", ["a", "b", "c"])

@@ -1,8 +1,12 @@
-"""A hand-built network with named blocks and a tiny in-memory dataset, shared by map and CAM tests."""
+"""Hand-built networks with named blocks, tiny in-memory datasets, and small non-ResNet CNNs, shared
+by the stage, map, CAM and quality tests."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torchvision
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -51,6 +55,58 @@ class TinyImages(Dataset):
             labels += [0, 1]
         self.images, self.targets = torch.stack(imgs), torch.tensor(labels)
         self.classes = ["AB", "CD"]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.images[i], int(self.targets[i])
+
+
+def conv_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.ReLU())
+
+
+class ThreeStages(nn.Module):
+    """conv(3->4) stride 1, conv(4->6) stride 2, conv(6->8) stride 2, GAP, linear: three stages
+    ``stem`` (H x W), ``down1`` (H/2), ``down2`` (H/4) by construction."""
+
+    def __init__(self, classes: int = 2):
+        super().__init__()
+        self.stem, self.down1, self.down2 = conv_relu(3, 4, 1), conv_relu(4, 6, 2), conv_relu(6, 8, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, classes, bias=False)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.down2(self.down1(self.stem(x)))), 1))
+
+
+@functools.lru_cache(maxsize=None)
+def gap_cnn(kind: str) -> nn.Module:
+    """One GAP + linear CNN per kind, built once per test session (seeded, random weights, 2
+    classes): ``"three"`` (:class:`ThreeStages`), ``"densenet121"``, ``"efficientnet_b0"``."""
+    torch.manual_seed(0)
+    if kind == "three":
+        return ThreeStages().eval()
+    return torchvision.models.get_model(kind, weights=None, num_classes=2).eval()
+
+
+# the stages each of them has (see tests/test_stages.py), deepest last
+GAP_CNN_STAGES = {
+    "three": ("stem", "down1", "down2"),
+    "densenet121": ("features.relu0", "features.denseblock1", "features.denseblock2", "features.denseblock3",
+                    "features.norm5"),
+    "efficientnet_b0": ("features.1", "features.2", "features.3", "features.5", "features.8"),
+}
+
+
+class NoiseImages(Dataset):
+    """Six seeded 3 x ``size`` x ``size`` noise images, labels 0, 1, 0, 1, 0, 1."""
+
+    def __init__(self, size: int = 32):
+        self.images = torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(0))
+        self.targets = torch.tensor([0, 1, 0, 1, 0, 1])
+        self.classes = ["a", "b"]
 
     def __len__(self):
         return len(self.targets)

@@ -30,8 +30,13 @@ from torch import nn
 
 from .._checks import check_class_targets
 from .._extras import require
-from .maps import ExplanationMap, ExplanationMaps, check_ready
-from ..models import capture, gap_split, get_layer
+from .maps import ExplanationMaps
+from .maps_multi import check_ready
+from .maps_result import ExplanationMap
+from ..gap import gap_split
+from ..hooks import capture, get_layer
+from ..stages import stage_info
+from .blocks import resolve_blocks
 
 
 def attribution(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -85,8 +90,8 @@ class Importance:
     """Importance maps of a batch for the classes ``target`` (B,).
 
     att: (B, C, h, w) eq. 11 at the last block for every class; logits: (B, C);
-    maps: {block set: (B, H_b, W_b)} for the target class, ``"B4"`` (or the last layer's name)
-    being eq. 11 itself; explanations: {block set: ExplanationMap}.
+    maps: {block set: (B, H_b, W_b)} for the target class, the block set of the encoder output
+    alone (``"B4"``) being eq. 11 itself; explanations: {block set: ExplanationMap}.
     """
 
     target: torch.Tensor
@@ -96,47 +101,74 @@ class Importance:
     explanations: dict[str, ExplanationMap]
 
 
+def encoder_output_layer(model: nn.Module) -> str | None:
+    """The dotted name of the module whose captured output is the encoder output h of ``model``
+    (its last stage, ``layer4`` on a ResNet), or ``None`` when h is no module's output."""
+    return stage_info(model).encoder_output
+
+
+@torch.no_grad()
+def forward_capture(net: nn.Module, x: torch.Tensor, layers: Sequence[str],
+                    last_layer: str | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The outputs {layer: tensor} of ``layers`` and the encoder output h of ``net`` for ``x``: one
+    forward pass capturing ``last_layer`` as h, or, when it is ``None``, a second pass through the
+    encoder of the GAP split (:func:`protolib.gap.gap_split`)."""
+    wanted = sorted(set(layers) | ({last_layer} if last_layer is not None else set()))
+    with capture(net, wanted) as acts:
+        net(x)
+    h = acts[last_layer] if last_layer is not None else gap_split(net).features(x)
+    return dict(acts), h
+
+
 @torch.no_grad()
 def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
-                    target: int | torch.Tensor | None = None, last_layer: str = "layer4") -> Importance:
+                    target: int | torch.Tensor | None = None, last_layer: str | None = None) -> Importance:
     """Explanation and importance maps of ``x`` for every fitted block set, in one forward pass.
 
     ``explainers`` share one model; they are walked from the smallest grid to the largest (e.g.
     B4, B34, B234), each step propagating the previous importance map onto its segments.
-    ``last_layer`` is the module whose output is the encoder output h (``layer4`` for ResNets).
+    ``last_layer`` is the module whose output is the encoder output h; by default it is found
+    from the model (:func:`encoder_output_layer`: ``layer4`` for ResNets).
     ``target`` defaults to the CNN's predicted class; else an int or one class index per image,
     each in [0, C).
     """
     first = check_ready(explainers, x)
-    get_layer(first.model, last_layer)
+    if last_layer is None:
+        last_layer = encoder_output_layer(first.model)
+    else:
+        get_layer(first.model, last_layer)
     head = gap_split(first.model).head
     tgt = check_class_targets("target", target, len(x), head.out_features)
-    layers = sorted({n for e in explainers.values() for n in e.layers} | {last_layer})
-    with capture(first.model, layers) as acts:
-        first.model(x.to(first.device_))
-    return importance_from_activations(explainers, acts, head, tgt, last_layer)
+    layers = {n for e in explainers.values() for n in e.layers}
+    acts, h = forward_capture(first.model, x.to(first.device_), layers, last_layer)
+    return importance_from_activations(explainers, acts, head, tgt, last_layer, h)
 
 
 @torch.no_grad()
 def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts: Mapping[str, torch.Tensor],
                                 head: nn.Linear, target: torch.Tensor | None = None,
-                                last_layer: str = "layer4") -> Importance:
+                                last_layer: str | None = None, h: torch.Tensor | None = None) -> Importance:
     """:func:`importance_maps` from captured block outputs and a linear ``head`` (no checks).
 
     The prototypes are those of ``explainers``; the activations and the head may come from
     another network of the same shape (the randomisation check feeds a randomised copy).
+    ``h`` is the encoder output (default: ``acts[last_layer]``); a block set of ``last_layer``
+    alone gets eq. 11 itself, every other one the propagated map.
     ``target``: (B,) class indices, or ``None`` for the class the head predicts.
     """
+    if h is None:
+        if last_layer is None:
+            raise ValueError("importance_from_activations needs the encoder output: pass h= or last_layer=")
+        h = acts[last_layer]
     outs = {n: e.explain_activations(acts) for n, e in explainers.items()}
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
-    h = acts[last_layer]
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))
     tgt = logits.argmax(1) if target is None else target.to(h.device)
     current = att[torch.arange(len(h), device=h.device), tgt]
     maps = {}
     for name in names:
         seg = outs[name].segments
-        if explainers[name].layers == (last_layer,):
+        if last_layer is not None and explainers[name].layers == (last_layer,):
             maps[name] = current  # B4: eq. 11 itself
             continue
         current = propagate(current, seg)
@@ -144,13 +176,19 @@ def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts:
     return Importance(tgt, logits, att, maps, {n: outs[n] for n in names})
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, layer: str | nn.Module = "layer2",
+def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, layer: str | nn.Module | None = None,
              size: tuple[int, int] | None = None, relu: bool = True) -> torch.Tensor:
-    """Grad-CAM of ``target`` at ``layer`` through Captum: (B, h, w), or (B, *size) upsampled bilinearly."""
+    """Grad-CAM of ``target`` at ``layer`` through Captum: (B, h, w), or (B, *size) upsampled bilinearly.
+
+    ``layer`` defaults to the first block of B234, the stage three from the end of the model
+    (``layer2`` of a ResNet): the grid of the finest explanation map.
+    """
     attr = require("captum.attr", "Grad-CAM (protolib.explain.cam.grad_cam)")
     LayerAttribution, LayerGradCam = attr.LayerAttribution, attr.LayerGradCam
 
-    module = model.get_submodule(layer) if isinstance(layer, str) else layer
+    if layer is None:
+        layer = resolve_blocks("B234", model)[0]
+    module = get_layer(model, layer)[1]
     was_training = model.training
     model.eval()
     try:
@@ -163,4 +201,5 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, laye
 
 
 __all__ = ["attribution", "last_block_attribution", "segment_average", "propagate", "propagate_chain",
-           "Importance", "importance_maps", "importance_from_activations", "grad_cam"]
+           "Importance", "encoder_output_layer", "forward_capture", "importance_maps", "importance_from_activations",
+           "grad_cam"]

@@ -20,7 +20,9 @@ For a CNN read as blocks ``x -> x^(1) -> ... -> x^(B) = h`` (eq. 6), a *block se
   prototypes; the prediction is the class with the highest score (a tie goes to the lowest
   class index, ``torch.argmax``'s rule).
 
-The block-set names and eq. 7-8 live in :mod:`protolib.explain.blocks`.
+The block-set names and eq. 7-8 live in :mod:`protolib.explain.blocks`, the result type in
+:mod:`.maps_result`, the per-class fitting steps in :mod:`.maps_fit` and several block sets of
+one model at once in :mod:`.maps_multi`.
 Nothing holds every pixel of a dataset: features are computed class by class (optionally on a
 seeded subset of images and pixels), k-means runs on the device of the model, and assignment
 goes in batches of images and chunks of pixels.
@@ -28,87 +30,34 @@ goes in batches of images and chunks of pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Mapping, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from .. import config
-from .._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_labels,
-                      check_number, check_size)
-from .blocks import BLOCK_SETS, NORMS, block_set_name, composite, normalise, resolve_blocks, upsample
+from .._checks import (check_choice, check_dataset, check_finite_rows, check_images, check_int, check_number,
+                      check_size)
+from ..gap import UnsupportedHeadError
+from ..hooks import capture, get_layer
+from ..models import model_fingerprint
+from .blocks import NORMS, block_set_name, composite, resolve_blocks
 from .kmeans import assign
-from .kmeans_backends import BACKENDS, cluster, streaming_kmeans
-from ..models import capture, get_layer, model_fingerprint
+from .kmeans_backends import BACKENDS
+from .maps_fit import ClassFitting
+from .maps_result import ExplanationMap, class_scores
 
 
-def class_scores(counts: torch.Tensor, k_per_class: int) -> torch.Tensor:
-    """Eq. 10: counts (B, K) of pixels per prototype -> (B, C), the average over each class's K/C."""
-    b, k = counts.shape
-    if k % k_per_class:
-        raise ValueError(f"{k} prototypes cannot be split into classes of {k_per_class}")
-    return counts.float().view(b, k // k_per_class, k_per_class).mean(2)
-
-
-@dataclass
-class ExplanationMap:
-    """The explanation of a batch by one block set (tensors on the device they were computed on).
-
-    segments: (B, H', W') long, index of the nearest prototype of every pixel (eq. 9);
-    counts: (B, K) pixels per prototype (= sum_r s-check_r); scores: (B, C) eq. 10;
-    prototype_classes: (K,) the class of every prototype.
-    """
-
-    segments: torch.Tensor
-    counts: torch.Tensor
-    scores: torch.Tensor
-    prototype_classes: torch.Tensor
-
-    @property
-    def prediction(self) -> torch.Tensor:
-        """(B,) class with the largest score; a tie goes to the lowest class index."""
-        return self.scores.argmax(1)
-
-    @property
-    def segment_classes(self) -> torch.Tensor:
-        """(B, H', W') the class of the prototype of every pixel."""
-        return self.prototype_classes[self.segments]
-
-    def binary(self) -> torch.Tensor:
-        """s-check of eq. 9 as a binary (B, R', K) matrix (small batches only)."""
-        return F.one_hot(self.segments.flatten(1), len(self.prototype_classes))
-
-
-class ClassFit(NamedTuple):
-    """What k-means found for one class: its K/C prototypes (K/C, D), inertia, the number of pixel
-    vectors clustered, and the (dataset index, row, col) of the training pixel nearest to each
-    prototype (K/C, 3) with its distance (K/C,)."""
-
-    centers: torch.Tensor
-    inertia: float
-    n_pixels: int
-    patch_index: torch.Tensor | None
-    patch_distance: torch.Tensor | None
-
-
-def _seed(random_state: int, c: int, stream: int = 0) -> int:
-    """A seed for class ``c`` derived from (random_state, c, stream) with numpy's SeedSequence
-    (stream 0: k-means, stream 1: image subsample)."""
-    return int(np.random.SeedSequence([int(random_state), int(c), stream]).generate_state(1)[0])
-
-
-class ExplanationMaps:
+class ExplanationMaps(ClassFitting):
     """Class-wise k-means prototypes on composite pixel features of ``model`` (eq. 6-10).
 
     Parameters
     ----------
-    model : a CNN whose ``blocks`` are named modules (torchvision ResNet: ``layer1..layer4``).
-    blocks : ``"B4"``, ``"B34"``, ``"B234"`` or a list of dotted layer names.
+    model : a CNN; block sets need its GAP + linear head (explicit layer names work on any CNN).
+    blocks : ``"B4"``, ``"B34"``, ``"B234"`` (the model's last one, two, three stages, see
+        :func:`protolib.explain.blocks.resolve_blocks`) or a list of dotted layer names.
     k_per_class : K/C prototypes per class (paper: 5 for MNIST and STL-10, 10 for CUB).
     norm : ``"pixel"`` or ``"block"`` (eq. 8, see the module docstring).
     size : shared grid R' as ``(H', W')``; ``None`` = the grid of the shallowest block.
@@ -125,7 +74,7 @@ class ExplanationMaps:
     As in scikit-learn, ``__init__`` only stores the parameters; they are checked, and the model is
     moved to ``device_`` and put in evaluation mode, when the explainer is fitted or loaded
     (:meth:`fit`, :meth:`fit_features`, :meth:`load_state_dict`). A fit is a sequence of public
-    per-class steps, which :func:`fit_all` runs for several block sets of one model at once:
+    per-class steps (:mod:`.maps_fit`), which :func:`.maps_multi.fit_all` runs for several block sets of one model at once:
     :meth:`prepare` (checks), :meth:`class_images` (the images of class c used), :meth:`fit_class` (its prototypes from
     captured block outputs, or streamed) and :meth:`set_prototypes` (the fitted attributes).
     :meth:`state_dict` and :meth:`load_state_dict` save and restore a fit.
@@ -155,17 +104,22 @@ class ExplanationMaps:
     @property
     def layers(self) -> tuple[str, ...]:
         """The dotted names of the blocks of :attr:`blocks`."""
-        return resolve_blocks(self.blocks)
+        return resolve_blocks(self.blocks, self.model)
 
     @property
     def name(self) -> str:
         """The block set's name (``"B234"``), or its layer names joined by ``+``."""
-        return block_set_name(self.layers)
+        if isinstance(self.blocks, str) and self.blocks.startswith("B") and self.blocks[1:].isdigit():
+            return self.blocks
+        try:
+            return block_set_name(self.layers, self.model)
+        except UnsupportedHeadError:  # explicit layers of a model without a GAP + linear head
+            return "+".join(self.layers)
 
     def prepare(self) -> None:
         """Step 0: check the parameters, then put the model on ``device_`` in evaluation mode.
 
-        :meth:`fit`, :func:`fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
+        :meth:`fit`, :func:`.maps_multi.fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
         if not isinstance(self.model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
         check_choice("norm", self.norm, NORMS)
@@ -216,132 +170,13 @@ class ExplanationMaps:
         loader = config.make_loader(subset, self.batch_size, self.device_)
         yield from tqdm(loader, desc=desc, disable=not self.progress, leave=False)
 
-    # --- fitting: public per-class steps ------------------------------------------------------
-    def _cluster(self, x: torch.Tensor, c: int) -> tuple[torch.Tensor, float, int]:
-        """k-means of one class's pixel vectors x (M, D) (after the optional pixel subsample)."""
-        gen = torch.Generator().manual_seed(_seed(self.random_state, c))
-        if self.max_pixels_per_class is not None and len(x) > self.max_pixels_per_class:
-            x = x[torch.randperm(len(x), generator=gen)[: self.max_pixels_per_class].to(x.device)]
-        res = cluster(x, self.k_per_class, self.kmeans_backend, n_init=self.n_init, max_iter=self.max_iter,
-                      tol=self.tol, seed=gen, chunk_size=self.chunk_size)
-        return res.centers, res.inertia, len(x)
-
-    def class_images(self, targets: torch.Tensor, c: int) -> torch.Tensor:
-        """Step 1: the dataset indices of the class-c images the fit uses (all, or a seeded subset of
-        ``max_images_per_class``), sorted."""
-        idx = (targets == c).nonzero().flatten()
-        if len(idx) == 0:
-            raise ValueError(f"class {c} has no training image")
-        if self.max_images_per_class is not None and len(idx) > self.max_images_per_class:
-            gen = torch.Generator().manual_seed(_seed(self.random_state, c, stream=1))
-            idx = idx[torch.randperm(len(idx), generator=gen)[: self.max_images_per_class]].sort().values
-        return idx
-
-    def fit_class(self, c: int, idx: torch.Tensor, activations: Mapping[str, torch.Tensor] | None = None,
-                  dataset: Dataset | None = None) -> ClassFit:
-        """Step 2: the prototypes of class c from its images ``idx`` (:meth:`class_images`).
-
-        With ``activations`` (the block outputs {layer: (len(idx), D_b, H_b, W_b)} of those
-        images) the class's pixel vectors are clustered at once; the streaming backend instead
-        reads them from ``dataset``, one forward pass at a time. The training pixel nearest to each
-        prototype is searched among all the class's pixels.
-        """
-        if self.kmeans_backend == "streaming":
-            if dataset is None:
-                raise ValueError("the streaming backend reads the class from the dataset: pass dataset=")
-            return self._fit_class_stream(dataset, idx, c)
-        if activations is None:
-            raise ValueError("fit_class needs the block outputs of the class's images (activations=)")
-        h = self.features_from(activations)
-        self.grid_ = tuple(h.shape[-2:])
-        x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
-        if len(x) < self.k_per_class:  # e.g. B4 of a 32 px image is 1 x 1: one cell per image
-            raise ValueError(f"class {c}: {len(h)} image(s) x the {self.grid_[0]} x {self.grid_[1]} grid of "
-                             f"{self.name} give {len(x)} cells, fewer than the k_per_class={self.k_per_class} "
-                             "clusters asked; use more images, larger images, a shallower block or fewer clusters")
-        centers, inertia, n = self._cluster(x, c)
-        near, dist = assign(centers, x, chunk_size=self.chunk_size)
-        return ClassFit(centers, inertia, n, self._pixel_location(idx, near.cpu()), dist.cpu())
-
-    def _pixel_location(self, idx: torch.Tensor, rows: torch.Tensor, first: int = 0) -> torch.Tensor:
-        """(len(rows), 3) = (dataset index, row, col) of pixel rows counted from image ``idx[first]``."""
-        r = self.grid_[0] * self.grid_[1]
-        img, pix = idx.cpu()[first + rows // r], rows % r
-        return torch.stack([img, pix // self.grid_[1], pix % self.grid_[1]], 1)
-
-    def _fit_class_stream(self, dataset: Dataset, idx: torch.Tensor, c: int) -> ClassFit:
-        """:meth:`fit_class` for the streaming backend: the pixel vectors of class c come one forward
-        pass (``batch_size`` images) at a time and the class is never held whole; the training pixel
-        nearest to each prototype is searched in one more pass."""
-        if self.max_pixels_per_class is not None:
-            raise ValueError("max_pixels_per_class needs the class's pixels at once; the streaming backend "
-                             "never holds them (use max_images_per_class)")
-
-        def batches():
-            start = 0
-            for x, _ in self.batches(dataset, idx.tolist()):
-                _check_dataset_batch(x, idx[start:start + len(x)])
-                h = self._features(x)
-                self.grid_ = tuple(h.shape[-2:])
-                yield start, h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
-                start += len(x)
-
-        gen = torch.Generator().manual_seed(_seed(self.random_state, c))
-        res = streaming_kmeans(lambda: (x for _, x in batches()), self.k_per_class, n_init=self.n_init,
-                               max_iter=self.max_iter, tol=self.tol, seed=gen, chunk_size=self.chunk_size)
-        best = torch.full((self.k_per_class,), float("inf"))
-        where = torch.zeros(self.k_per_class, 3, dtype=torch.long)
-        n = 0
-        for start, x in batches():
-            near, dist = assign(res.centers, x, chunk_size=self.chunk_size)
-            n += len(x)
-            better = dist.cpu() < best
-            found = self._pixel_location(idx, near.cpu(), start)
-            best, where = torch.where(better, dist.cpu(), best), torch.where(better[:, None], found, where)
-        return ClassFit(res.centers, res.inertia, n, where, best)
-
-    def set_prototypes(self, fits: Sequence[ClassFit], input_size: tuple[int, int] | None = None) -> "ExplanationMaps":
-        """Step 3: the fitted attributes from every class's :class:`ClassFit`, class 0 first.
-
-        ``input_size`` (H, W) is the size of the training images; ``None`` when the fit did not go
-        through the model (:meth:`fit_features`), which then has no weights to check at use.
-        """
-        centers, inertia, n_pix, where, dist = zip(*fits)
-        self.prototypes_ = torch.cat(centers)
-        self.num_classes_ = len(centers)
-        self.prototype_classes_ = torch.arange(self.num_classes_, device=self.prototypes_.device).repeat_interleave(
-            self.k_per_class)
-        self.inertia_, self.n_fit_pixels_ = torch.tensor(inertia), torch.tensor(n_pix)
-        if all(w is not None for w in where):
-            self.patch_index_, self.patch_distance_ = torch.cat(where), torch.cat(dist)
-        if input_size is not None:
-            self.input_size_ = tuple(input_size)
-            self.model_fingerprint_ = model_fingerprint(self.model)
-        else:
-            self.model_fingerprint_ = None  # not fitted through the model: nothing to check at use
-        return self
-
     def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
         """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
+        from .maps_multi import fit_all  # the one-model, several-block-set fit; it imports this module
+
         fit_all({self.name: self}, dataset, num_classes)
         return self
 
-    def fit_features(self, per_class: Iterable[torch.Tensor]) -> "ExplanationMaps":
-        """Fit from pixel vectors directly: ``per_class`` yields (M_c, D) tensors, class 0 first.
-
-        Used by benchmarks on synthetic activations; no representative patches are recorded.
-        """
-        self.prepare()
-        fits = []
-        for c, x in enumerate(per_class):
-            if not isinstance(x, torch.Tensor) or x.ndim != 2:
-                raise ValueError(f"per_class[{c}] must be a (M, D) tensor of pixel vectors, got "
-                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-            centers, i, n = self._cluster(x.to(self.device_).float(), c)
-            fits.append(ClassFit(centers, i, n, None, None))
-        if not fits:
-            raise ValueError("per_class yielded no class")
-        return self.set_prototypes(fits)
 
     # --- saving and loading a fit --------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -421,6 +256,8 @@ class ExplanationMaps:
 
     def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
         """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
+        from .maps_multi import explain_dataset_all
+
         return explain_dataset_all({self.name: self}, dataset, indices)[0][self.name]
 
     def predict(self, data: Dataset | torch.Tensor) -> torch.Tensor:
@@ -435,143 +272,4 @@ class ExplanationMaps:
         return (self.predict(dataset) == targets).float().mean().item()
 
 
-@dataclass
-class MultiExplanation:
-    """Several block sets on one batch: maps {name: ExplanationMap}, the captured block outputs
-    {layer: (B, D_b, H_b, W_b)} and the model's logits (B, C), all from one forward pass."""
-
-    maps: dict[str, ExplanationMap]
-    activations: dict[str, torch.Tensor]
-    logits: torch.Tensor
-
-
-def _shared(explainers: Mapping[str, ExplanationMaps]) -> ExplanationMaps:
-    if not isinstance(explainers, Mapping) or not explainers:
-        raise ValueError(f"explainers must be a non-empty dict {{name: ExplanationMaps}}, got {explainers!r}")
-    if not all(isinstance(e, ExplanationMaps) for e in explainers.values()):
-        raise TypeError("explainers must map names to ExplanationMaps, got "
-                        f"{sorted({type(e).__name__ for e in explainers.values()})}")
-    if len({id(e.model) for e in explainers.values()}) != 1:
-        raise ValueError("these explainers do not share one model")
-    return next(iter(explainers.values()))
-
-
-def explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
-                extra_layers: Sequence[str] = ()) -> MultiExplanation:
-    """Explain ``x`` with several fitted block sets of the same model in one forward pass
-    (``extra_layers`` are captured too)."""
-    check_ready(explainers, x)
-    return _explain_all(explainers, x, extra_layers)
-
-
-def check_ready(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor) -> ExplanationMaps:
-    """Check that ``explainers`` are fitted, share one model that still has the weights they were
-    fitted on, and that ``x`` is a finite batch of images of their input size; returns the first."""
-    first = _shared(explainers)
-    for ex in explainers.values():
-        ex.check_model()
-    check_images("x", x, size=getattr(first, "input_size_", None))
-    return first
-
-
-@torch.no_grad()
-def _explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
-                 extra_layers: Sequence[str] = ()) -> MultiExplanation:
-    """:func:`explain_all` without the checks (done once per dataset by the callers that batch)."""
-    first = next(iter(explainers.values()))
-    layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
-    with capture(first.model, layers) as acts:
-        logits = first.model(x.to(first.device_))
-    return MultiExplanation({k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts), logits)
-
-
-@torch.no_grad()
-def class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-    """Block outputs {layer: (n, D_b, H_b, W_b)} of the images ``idx`` of ``dataset``, batched by ``ex``."""
-    out: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
-    start = 0
-    for x, _ in ex.batches(dataset, idx.tolist()):
-        _check_dataset_batch(x, idx[start:start + len(x)])
-        start += len(x)
-        with capture(ex.model, layers) as acts:
-            ex.model(x.to(ex.device_))
-        for n in layers:
-            out[n].append(acts[n])
-    return {n: torch.cat(v) for n, v in out.items()}
-
-
-def _check_dataset_batch(x: torch.Tensor, positions, size=None) -> None:
-    """A batch of dataset images: a floating (B, C, H, W) tensor without NaN (of ``size`` when
-    given), whose bad images are named by their dataset index (``positions``)."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise TypeError(f"dataset images must be floating (C, H, W) tensors, got a batch "
-                        f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        raise ValueError(f"dataset holds {x.shape[-2]} x {x.shape[-1]} images, but the explainer was fitted on "
-                         f"{size[0]} x {size[1]} images (input_size_)")
-    if not torch.isfinite(x).all():
-        bad = torch.as_tensor(positions)[~torch.isfinite(x).flatten(1).all(1).cpu()].tolist()
-        raise ValueError(f"dataset images {bad[:10]} hold NaN or infinite values")
-
-
-def fit_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
-            num_classes: int | None = None) -> dict[str, ExplanationMaps]:
-    """Fit several block sets of one model with one forward pass per class (same image subsets).
-
-    The explainers must agree on ``max_images_per_class`` and ``random_state`` (the images of a
-    class are drawn once for all of them). Only public steps of :class:`ExplanationMaps` are used.
-    Returns the explainers, fitted.
-    """
-    first = _shared(explainers)
-    for ex in explainers.values():
-        ex.prepare()
-    if len({(e.max_images_per_class, e.random_state) for e in explainers.values()}) != 1:
-        raise ValueError("fit_all needs one max_images_per_class and one random_state for all explainers")
-    targets = check_dataset("dataset", dataset)
-    check_int("num_classes", num_classes, 1, allow_none=True)
-    num_classes = num_classes or len(getattr(dataset, "classes", [])) or int(targets.max()) + 1
-    check_labels("dataset.targets", targets, num_classes)
-    layers = sorted({n for e in explainers.values() for n in e.layers})
-    fits: dict[str, list[ClassFit]] = {k: [] for k in explainers}
-    names = "+".join(explainers)
-    in_memory = any(e.kmeans_backend != "streaming" for e in explainers.values())
-    for c in tqdm(range(num_classes), desc=f"{names} k-means", disable=not first.progress):
-        idx = first.class_images(targets, c)
-        acts = class_activations(first, dataset, idx, layers) if in_memory else None
-        for k, ex in explainers.items():
-            fits[k].append(ex.fit_class(c, idx, activations=acts, dataset=dataset))
-    size = tuple(dataset[0][0].shape[-2:])
-    return {k: ex.set_prototypes(fits[k], size) for k, ex in explainers.items()}
-
-
-def explain_dataset_all(explainers: Mapping[str, ExplanationMaps], dataset: Dataset,
-                        indices: Sequence[int] | None = None) -> tuple[dict[str, ExplanationMap], torch.Tensor]:
-    """Explanations of a dataset (or ``indices``) by several block sets, one forward pass per
-    batch: ({name: ExplanationMap}, logits (N, C)), on the CPU."""
-    first = _shared(explainers)
-    for ex in explainers.values():
-        ex.check_model()
-    if len(dataset) == 0:
-        raise ValueError("dataset is empty: it holds no image to explain")
-    positions = torch.arange(len(dataset)) if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
-    if len(positions) == 0:
-        raise ValueError("indices is empty: nothing to explain")
-    parts: dict[str, list[tuple]] = {k: [] for k in explainers}
-    logits = []
-    start = 0
-    for x, _ in first.batches(dataset, indices, desc="explanation maps"):
-        _check_dataset_batch(x, positions[start:start + len(x)], getattr(first, "input_size_", None))
-        start += len(x)
-        multi = _explain_all(explainers, x)  # block outputs are dropped after each batch
-        for k, m in multi.maps.items():
-            parts[k].append((m.segments.cpu(), m.counts.int().cpu(), m.scores.cpu()))
-        logits.append(multi.logits.float().cpu())
-    maps = {k: ExplanationMap(*(torch.cat(t) for t in zip(*parts[k])), explainers[k].prototype_classes_.cpu())
-            for k in explainers}
-    return maps, torch.cat(logits)
-
-
-__all__ = [
-    "class_scores", "ExplanationMap", "ClassFit", "ExplanationMaps", "MultiExplanation", "check_ready", "explain_all",
-    "fit_all", "class_activations", "explain_dataset_all",
-]
+__all__ = ["ExplanationMaps"]

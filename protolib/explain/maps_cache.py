@@ -14,7 +14,8 @@ from typing import Mapping
 from torch.utils.data import Dataset
 
 from .. import store
-from .maps import ExplanationMaps, fit_all
+from .maps import ExplanationMaps
+from .maps_multi import fit_all
 from ..models import model_fingerprint
 
 def settings(ex: ExplanationMaps) -> dict:
@@ -34,7 +35,7 @@ def settings(ex: ExplanationMaps) -> dict:
 
 def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, model_tag: str,
                 cache_dir: str | Path | None = None) -> tuple[dict[str, ExplanationMaps], bool]:
-    """Fit ``explainers`` on ``dataset`` with :func:`protolib.explain.maps.fit_all`, or load them from the cache.
+    """Fit ``explainers`` on ``dataset`` with :func:`protolib.explain.maps_multi.fit_all`, or load them from the cache.
 
     ``model_tag`` names the model in the file name (e.g. ``TrainResult.path.name``); the key holds
     the fingerprint of its weights, so a retrained model never reuses old prototypes.

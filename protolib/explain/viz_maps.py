@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib import colors as mcolors
 
-from .maps import ExplanationMap
+from .maps_result import ExplanationMap
 from .patches import Patches
 from ..viz_layout import LARGE, NORMAL, SMALL, TEXT_WIDTH, grid_shape, panel_figsize
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .. import config, data, features, maps_eval, paper, store, train
-from ..explain.maps import explain_dataset_all
+from ..explain.maps_multi import explain_dataset_all
 from ..kmex import KMExClassifier
 from ..models import build_model
 from ..quality import evaluate, methods

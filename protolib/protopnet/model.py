@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import models
+from .. import gap, models
 from ..similarity import log_similarity
 
 
@@ -123,7 +123,7 @@ class ProtoPNet(nn.Module):
 
         The backbone shares its parameters with ``cnn``; pass a copy to keep ``cnn`` intact.
         """
-        split = models.gap_split(cnn)
+        split = gap.gap_split(cnn)
         return cls(split.encoder, split.head.in_features, num_classes, k_per_class, dim)
 
 

@@ -52,10 +52,13 @@ def localisation(maps: Mapping[str, torch.Tensor], masks: torch.Tensor, n_parts:
 
 
 def randomisation(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: torch.Tensor,
-                  top_down: Sequence[str] = ("fc", "layer4", "layer3", "layer2"), seed: int = 0,
+                  top_down: Sequence[str] | None = None, seed: int = 0,
                   n_components: int = 8) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """:func:`sanity.cascade` of every method of :func:`methods.compare` (prototypes kept, weights randomised)."""
+    """:func:`sanity.cascade` of every method of :func:`methods.compare` (prototypes kept, weights
+    randomised); ``top_down`` defaults to :func:`sanity.top_down` of the model (on a ResNet
+    ``fc``, ``layer4``, ``layer3``, ``layer2``)."""
     model = next(iter(explainers.values())).model
+    top_down = sanity.top_down(model) if top_down is None else top_down
     return sanity.cascade(model, top_down, lambda net: methods.compare(explainers, x, target, net, n_components, seed),
                           seed)
 

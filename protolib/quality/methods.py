@@ -1,10 +1,12 @@
 """The maps of every compared method on one batch, for the class ``target`` of each image.
 
 * ours: eq. 11 at the last block (B4) and propagated to B34 and B234 (:mod:`protolib.explain.cam`);
-* Grad-CAM at ``layer4`` and ``layer2`` through Captum;
+* Grad-CAM at the last stage (the grid of B4) and at the first block of B234 (``layer4`` and
+  ``layer2`` of a ResNet; the stages are found from the model, :mod:`protolib.stages`) through
+  Captum;
 * Deep Feature Factorization (Collins et al. 2018) from pytorch-grad-cam: non-negative matrix
   factorisation of one layer's activations over the whole batch into concepts; its segments are
-  the strongest concept of each pixel, and at the last block its class map is eq. 11 applied to
+  the strongest concept of each pixel, and at the last stage its class map is eq. 11 applied to
   the factorisation, sum_k H_k (c_j . W_k) / ||c_j||^2 (the offset that DFF subtracts adds a
   constant and is left out);
 * baselines that ignore the model (:mod:`.baselines`).
@@ -24,11 +26,12 @@ from torch import nn
 
 from .._extras import require
 from ..explain import cam
+from ..explain.blocks import resolve_blocks
 from ..explain.maps import ExplanationMaps
-from ..models import capture, gap_split
+from ..gap import gap_split
+from ..hooks import capture
+from ..stages import stages
 from . import baselines
-
-LAST = "layer4"
 
 
 def head_name(model: nn.Module) -> str:
@@ -37,14 +40,23 @@ def head_name(model: nn.Module) -> str:
 
 
 def ours(explainers: Mapping[str, ExplanationMaps], net: nn.Module, x: torch.Tensor, target: torch.Tensor,
-         head: str = "fc") -> dict[str, torch.Tensor]:
+         head: str | None = None) -> dict[str, torch.Tensor]:
     """{"ours B4": (B, 2, 2), "ours B34": ..., "ours B234": ...} for ``net`` (the explainers' model
-    or a copy of it with other weights); ``head`` is the dotted name of its classifier."""
-    layers = sorted({n for e in explainers.values() for n in e.layers} | {LAST})
-    with torch.no_grad(), capture(net, layers) as acts:
-        net(x)
-    imp = cam.importance_from_activations(explainers, acts, net.get_submodule(head), target, LAST)
+    or a copy of it with other weights); ``head`` is the dotted name of its classifier (default:
+    that of the explainers' model). The encoder output is found on the explainers' model."""
+    model = next(iter(explainers.values())).model
+    last = cam.encoder_output_layer(model)
+    layers = {n for e in explainers.values() for n in e.layers}
+    acts, h = cam.forward_capture(net, x, layers, last)
+    head_layer = net.get_submodule(head_name(model) if head is None else head)
+    imp = cam.importance_from_activations(explainers, acts, head_layer, target, last, h)
     return {f"ours {k}": v.cpu() for k, v in imp.maps.items()}
+
+
+def layers(model: nn.Module) -> tuple[str, str]:
+    """The two layers the other methods look at: the last stage (the grid of B4) and the first
+    block of B234 (the grid of B234); ``("layer4", "layer2")`` on a ResNet."""
+    return stages(model)[-1], resolve_blocks("B234", model)[0]
 
 
 @dataclass
@@ -68,12 +80,14 @@ class DFF:
         return torch.einsum("bkhw,bk->bhw", self.concept_maps, scores[target.cpu()]).float()
 
 
-def dff(net: nn.Module, x: torch.Tensor, layer: str = LAST, n_components: int = 8) -> DFF:
-    """DFF of the batch ``x`` at ``layer`` with pytorch-grad-cam's ``dff`` (NMF, random init, seed 0)."""
+def dff(net: nn.Module, x: torch.Tensor, layer: str | None = None, n_components: int = 8) -> DFF:
+    """DFF of the batch ``x`` at ``layer`` (default: the last stage of ``net``) with pytorch-grad-cam's
+    ``dff`` (NMF, random init, seed 0)."""
     grad_cam_dff = require("pytorch_grad_cam.feature_factorization.deep_feature_factorization",
                            "Deep Feature Factorization (protolib.quality.methods.dff)").dff
     from sklearn.exceptions import ConvergenceWarning
 
+    layer = stages(net)[-1] if layer is None else layer
     with torch.no_grad(), capture(net, [layer]) as acts:
         net(x)
     a = acts[layer].detach().cpu().double().numpy().copy()
@@ -88,17 +102,20 @@ def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: 
             net: nn.Module | None = None, n_components: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
     """Every method's map (B, h, w) on its own grid for the batch ``x``, on the CPU.
 
-    ``net`` defaults to the explainers' model; the baselines are a random map per cell of the
+    ``net`` defaults to the explainers' model; Grad-CAM and DFF are labelled by their layer
+    (:func:`layers`: ``"Grad-CAM layer4"``, ``"Grad-CAM layer2"``, ``"DFF layer4"`` on a ResNet); the baselines are a random map per cell of the
     B234 grid, a random map per pixel and a centred Gaussian.
     """
     first = next(iter(explainers.values()))
     net = first.model if net is None else net
     x = x.to(first.device_)
     target = torch.as_tensor(target, device=x.device).long().expand(len(x))
-    out = ours(explainers, net, x, target, head_name(first.model))
-    for layer in ("layer4", "layer2"):
+    out = ours(explainers, net, x, target)
+    last, first_b234 = layers(first.model)
+    for layer in (last, first_b234):
         out[f"Grad-CAM {layer}"] = cam.grad_cam(net, x, target, layer=layer).cpu()
-    out["DFF layer4"] = dff(net, x, LAST, n_components).class_map(net.get_submodule(head_name(first.model)).weight, target)
+    weight = net.get_submodule(head_name(first.model)).weight
+    out[f"DFF {last}"] = dff(net, x, last, n_components).class_map(weight, target)
     grid = max((v.shape[-2:] for v in out.values()), key=lambda s: s[0] * s[1])
     out[f"random {grid[0]} x {grid[1]}"] = baselines.random_map(len(x), tuple(grid), seed)
     out["random per pixel"] = baselines.random_map(len(x), tuple(x.shape[-2:]), seed + 1)
@@ -107,9 +124,11 @@ def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: 
 
 
 def segments(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, n_components: int = 8,
-             dff_layers: tuple[str, ...] = ("layer4", "layer2")) -> dict[str, torch.Tensor]:
-    """Segments (B, h, w) of our explanation maps and of DFF (one NMF over the batch per layer), on the CPU."""
+             dff_layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    """Segments (B, h, w) of our explanation maps and of DFF (one NMF over the batch per layer, by
+    default at :func:`layers`), on the CPU."""
     first = next(iter(explainers.values()))
+    dff_layers = layers(first.model) if dff_layers is None else dff_layers
     x = x.to(first.device_)
     with torch.no_grad():
         out = {f"ours {n}": e.explain(x).segments.cpu() for n, e in explainers.items()}
@@ -118,4 +137,4 @@ def segments(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, n_compo
     return out
 
 
-__all__ = ["head_name", "ours", "DFF", "dff", "compare", "segments"]
+__all__ = ["head_name", "ours", "layers", "DFF", "dff", "compare", "segments"]

@@ -15,6 +15,9 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from ..explain.blocks import resolve_blocks
+from ..gap import gap_split
+
 
 def flat(maps: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
     """Whether each map (B, ...) is constant up to float rounding (range <= rtol x its largest |value|)."""
@@ -81,6 +84,13 @@ def randomised(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Mod
     return out.eval()
 
 
+def top_down(model: nn.Module, blocks: str = "B234") -> tuple[str, ...]:
+    """The layers a cascade randomises, in order: the classifier of the GAP + linear ``model``, then
+    the stages of ``blocks`` from the deepest up (``("fc", "layer4", "layer3", "layer2")`` on a
+    ResNet)."""
+    return (gap_split(model).head_name, *reversed(resolve_blocks(blocks, model)))
+
+
 def cascade(model: nn.Module, top_down: Sequence[str], explain: Callable[[nn.Module], dict[str, torch.Tensor]],
             seed: int = 0) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """Run ``explain(network) -> {method: maps (B, h, w)}`` on the trained model and after
@@ -96,4 +106,4 @@ def cascade(model: nn.Module, top_down: Sequence[str], explain: Callable[[nn.Mod
     return out
 
 
-__all__ = ["flat", "spearman", "minmax", "ssim", "randomised", "cascade"]
+__all__ = ["flat", "spearman", "minmax", "ssim", "randomised", "top_down", "cascade"]
