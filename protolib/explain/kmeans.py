@@ -17,13 +17,15 @@ by step so that the two agree (tested: same initial centres give the same labels
   cluster), as scikit-learn does;
 * ``n_init`` runs, the one with the lowest inertia wins; ties in distance go to the lowest index.
 
-On many points (more than ``FULL_PER_CENTRE * k``) it does faiss's amount of work and keeps the
-inertia of a full fit: the steps above run on a seeded sample of ``sample * k`` rows (faiss's 256 per
-centre by default), with ``2k`` centres merged down to ``k`` by Ward's cost (:func:`ward_merge`), then ``refine`` Lloyd passes over all the points (assignment and centre sums
-fused chunk by chunk) and one last pass for the labels and the inertia. Those passes read ``x`` in
-place: no centred copy, the distances are taken from the sample's mean (see :func:`_pass`). The
-full passes remove the sample's error on the centres (about 1/``sample`` of the inertia, 0.4 % at
-256): measured within 0.05 % of k-means++ plus Lloyd on all points (``benchmarks/kmeans_backends.py``).
+On many points (more than ``FULL_PER_CENTRE * k``) it does about faiss's amount of work and keeps
+the inertia of a full fit: the steps above run on a seeded sample of ``sample * k`` rows (faiss's
+256 per centre by default), with 2k centres merged down to k by Ward's cost (:func:`ward_merge`),
+then ``refine`` Lloyd passes over all the points (assignment and centre sums fused chunk by chunk)
+and one last pass for the labels and the inertia. Those passes read ``x`` in place (no centred
+copy: distances are taken from the sample's mean, see :func:`_pass`). The full pass removes the
+sample's error on the centres (about 1/``sample`` of the inertia, 0.4 % at 256). Measured by
+``benchmarks/kmeans_backends.py`` on synthetic pixels: 0.1-0.8 % *below* scikit-learn's and faiss's
+full fits at 23,520 x 896 (k=10) and 200,000 x 896 (k=5).
 """
 
 from __future__ import annotations
