@@ -129,15 +129,25 @@ def _head(batches, init_size: int, progress: bool) -> torch.Tensor:
     return torch.cat(head).float()
 
 
+def _head_fit(sample: torch.Tensor, k: int, runs: int, max_iter: int, tol: float, seed, chunk_size) -> torch.Tensor:
+    """Centres of the head: :func:`protolib.explain.kmeans.kmeans`, then the float64 means of the head's own
+    rows under its labels (exact means, without the rounding of the centred coordinates)."""
+    fit = kmeans(sample, k, n_init=runs, max_iter=max_iter, tol=tol, seed=seed, chunk_size=chunk_size)
+    sums = torch.zeros(k, sample.shape[1], dtype=torch.float64, device=sample.device)
+    sums.index_add_(0, fit.labels, sample.double())
+    counts = torch.bincount(fit.labels, minlength=k).double().unsqueeze(1)
+    return torch.where(counts > 0, sums / counts.clamp_min(1), fit.centers.double()).float()
+
+
 def _minibatch_epoch(prepared, centers: torch.Tensor, counts: torch.Tensor, shift, chunk_size) -> None:
     """One epoch of Sculley's mini-batch update, in place: each batch moves every centre towards the mean of
     its points in the batch with the rate (its points in the batch) / (its points so far)."""
     for b in prepared:
-        _, _, sums, n_b = _pass(b, centers, shift, chunk_rows(len(centers), chunk_size), sums=True)
+        _, _, sums, n_b = _pass(b, centers - shift, shift, chunk_rows(len(centers), chunk_size), sums=True)
         counts += n_b
         hit = n_b > 0
         rate = (n_b[hit] / counts[hit]).unsqueeze(1)
-        mean_b = sums[hit] / n_b[hit].unsqueeze(1) - shift.double()
+        mean_b = sums[hit] / n_b[hit].unsqueeze(1)
         centers[hit] = (centers[hit] + rate * (mean_b - centers[hit])).float()
 
 
@@ -145,7 +155,7 @@ def _stream_pass(prepared, centers: torch.Tensor, shift, chunk_size, sums: bool)
     """One exact pass over the stream: (inertia of ``centers``, float64 sums (k, D) and counts, or None)."""
     inertia, total, counts, rows = 0.0, None, None, chunk_rows(len(centers), chunk_size)
     for b in prepared:
-        _, dists, part, n_b = _pass(b, centers, shift, rows, sums=sums, dists=True)
+        _, dists, part, n_b = _pass(b, centers - shift, shift, rows, sums=sums, dists=True)
         inertia += dists.sum().item()
         if sums:
             total, counts = (part, n_b) if total is None else (total + part, counts + n_b)
@@ -179,9 +189,8 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
     if init is None and len(sample) < k:
         raise ValueError(f"k={k} clusters need at least k points in the first init_size={init_size} rows")
     device, shift = sample.device, sample.mean(0, keepdim=True)
-    centers = ((init.to(sample) if init is not None else
-                kmeans(sample, k, n_init=init_runs or n_init, max_iter=max_iter, tol=tol, seed=seed,
-                       chunk_size=chunk_size).centers) - shift).contiguous()
+    centers = init.to(sample).clone() if init is not None else _head_fit(sample, k, init_runs or n_init, max_iter,
+                                                                          tol, seed, chunk_size)
     abs_tol = tol * mean_variance(sample - shift, sq_norms(sample - shift), torch.zeros_like(shift[0]))
     del sample
 
@@ -197,9 +206,9 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
     for r in range(refine):
         _, sums, n = _stream_pass(prepared(f"Lloyd pass {r + 1}"), centers, shift, chunk_size, sums=True)
         hit = n > 0
-        centers[hit] = (sums[hit] / n[hit].unsqueeze(1) - shift.double()).float()
+        centers[hit] = (sums[hit] / n[hit].unsqueeze(1)).float()
     inertia = _stream_pass(prepared("inertia pass"), centers, shift, chunk_size, sums=False)[0]
-    return KMeansResult(centers + shift, None, inertia, epoch + refine)
+    return KMeansResult(centers, None, inertia, epoch + refine)
 
 
 __all__ = ["BACKENDS", "cluster", "faiss_kmeans", "streaming_kmeans"]
