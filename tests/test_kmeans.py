@@ -6,7 +6,7 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 
-from protolib.explain.kmeans import assign, chunk_rows, kmeans
+from protolib.explain.kmeans import FULL_PER_CENTRE, _pass, assign, chunk_rows, kmeans, ward_merge
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,71 @@ def test_cuda_matches_cpu(blobs):
     x = torch.from_numpy(blobs)
     cpu, gpu = kmeans(x, 6, seed=0), kmeans(x.cuda(), 6, seed=0)
     assert gpu.centers.device.type == "cuda" and torch.equal(cpu.labels, gpu.labels.cpu())
+
+
+# --- many points: a fit on a seeded sample, then passes over all points ---------------------------
+@pytest.fixture(scope="module")
+def many_blobs():
+    """8,000 points in 5 far-apart blobs (more than FULL_PER_CENTRE * 5 = 5,120: the sampled route)."""
+    x, y = make_blobs(8000, n_features=16, centers=5, cluster_std=0.5, center_box=(-50, 50), random_state=0)
+    x = x.astype(np.float32)
+    means = np.stack([x[y == c].astype(np.float64).mean(0) for c in range(5)])
+    return torch.from_numpy(x), torch.from_numpy(y), means
+
+
+def test_many_points_recover_the_known_optimum(many_blobs):
+    x, y, means = many_blobs
+    assert len(x) > FULL_PER_CENTRE * 5
+    res = kmeans(x, 5, seed=0)
+    order = ((means[:, None] - res.centers.double().numpy()[None]) ** 2).sum(-1).argmin(1)
+    assert sorted(order.tolist()) == [0, 1, 2, 3, 4]
+    # the full Lloyd pass makes every centre the mean of its blob, to float32 precision
+    np.testing.assert_allclose(res.centers.double().numpy()[order], means, rtol=1e-6, atol=1e-6)
+    assert len(set(zip(res.labels.tolist(), y.tolist()))) == 5  # the blobs' partition
+    known = float(((x.double().numpy() - means[y.numpy()]) ** 2).sum())
+    ref = KMeans(5, n_init=1, random_state=0).fit(x.numpy())
+    # float32 distances |x - s|^2 + |c|^2 - 2 x.c lose ~1e-5 of the inertia here, as scikit-learn's do
+    assert res.inertia == pytest.approx(known, rel=1e-4) and ref.inertia_ == pytest.approx(known, rel=1e-4)
+
+
+def test_many_points_same_seed_same_numbers(many_blobs):
+    x = many_blobs[0]
+    a, b = kmeans(x, 5, seed=3, refine=0), kmeans(x, 5, seed=3, refine=0)
+    assert torch.equal(a.centers, b.centers) and torch.equal(a.labels, b.labels) and a.inertia == b.inertia
+    c = kmeans(x, 7, seed=4, refine=0, max_iter=1)
+    assert not torch.equal(c.centers, kmeans(x, 7, seed=5, refine=0, max_iter=1).centers)
+
+
+def test_full_pass_chunked_equals_unchunked_exactly(many_blobs):
+    x = many_blobs[0]
+    centers, shift = x[[1, 500, 4000]] - x[:100].mean(0), x[:100].mean(0, keepdim=True)
+    whole = _pass(x, centers, shift, len(x), sums=True, dists=True)
+    parts = _pass(x, centers, shift, 97, sums=True, dists=True)
+    assert torch.equal(whole[0], parts[0]) and torch.equal(whole[1], parts[1]) and torch.equal(whole[3], parts[3])
+    # the sums: float32 within a chunk, float64 across chunks: a few float32 roundings apart
+    torch.testing.assert_close(whole[2], parts[2], rtol=1e-5, atol=0)
+    # distances are |x - c|^2, labels the nearest centre
+    d = ((x[:, None].double() - (centers + shift)[None].double()) ** 2).sum(-1)
+    assert torch.equal(whole[0], d.argmin(1))
+    # float32 on |x - s|^2 of about 1e4 here: absolute errors up to ~1e-6 of that
+    torch.testing.assert_close(whole[1], d.min(1).values, rtol=1e-5, atol=1e-2)
+
+
+def test_ward_merge_joins_the_cheapest_pair():
+    centers = torch.tensor([[0.0], [1.0], [10.0], [30.0]])
+    counts = torch.tensor([1, 3, 2, 5])
+    # costs: (0,1) 3/4*1, (1,2) 6/5*81, ... : 0 and 1 merge into (0 + 3) / 4, then that and 10
+    assert ward_merge(centers, counts, 3).flatten().tolist() == [0.75, 10.0, 30.0]
+    assert ward_merge(centers, counts, 2).flatten().tolist() == [(3 + 20) / 6, 30.0]
+
+
+def test_many_points_bad_input_is_refused(many_blobs):
+    x = many_blobs[0]
+    with pytest.raises(ValueError, match="sample"):
+        kmeans(x, 5, sample=0)
+    with pytest.raises(ValueError, match="refine"):
+        kmeans(x, 5, refine=-1)
+    bad = x.clone()
+    bad[7000, 3] = float("nan")  # outside most samples: found by the full passes
+    with pytest.raises(ValueError, match="NaN"):
+        kmeans(bad, 5, seed=0)
