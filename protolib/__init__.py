@@ -21,11 +21,11 @@ The paper
                      ``patches``, ``part_scores``, ``viz_maps``, ``widgets``
     ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
 Reproduction
-    ``paper``        the paper's Tables 1 and 2 and settings, as data
-    ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
-    ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
+    ``reproduce``    a package: the paper's numbers (``paper``), the protocol per (dataset, seed)
+                     (``steps``, ``keys``, ``records``, ``protocol``), tables and their check
+                     (``tables``, ``check``, ``departures``), Table 2's map rows (``table2_maps``),
+                     Figures 1 and 2 (``figures``), the CLI (``python -m protolib.reproduce``)
     ``tables``       the one Markdown table renderer of the book and the reproduction
-    ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
     ``quality``      are the explanations right? faithfulness, randomisation, localisation, ROAD, consistency
     ``geometry``     the 224 px birds testbed: recipes, chapter 8's evaluation per seed, the record command
 Figures

@@ -37,8 +37,10 @@ FORMATS: dict[str, int] = {
     "maps": 2,
     "protopnet": 2,
     "birds": 2,
+    "reproduce": 2,     # a reproduction step's JSON file (its key is stored in it, see protolib.reproduce.keys)
 }
-FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data"}
+FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data",
+           "reproduce": "reproduce"}
 
 
 # The package whose source :func:`code_digest` hashes (a test may point it at a copy).
@@ -84,6 +86,13 @@ def key(kind: str, **fields) -> str:
 def path(kind: str, name: str, key_: str, cache_dir: str | Path | None = None) -> Path:
     """``<root>/<folder of kind>/<name>-<key>.pt``."""
     return root(cache_dir) / FOLDERS[kind] / f"{name}-{key_}.pt"
+
+
+def folder(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder of ``kind``'s files: ``<root>/<folder of kind>``."""
+    if kind not in FOLDERS:
+        raise ValueError(f"unknown cache kind {kind!r}; known kinds: {sorted(FOLDERS)}")
+    return root(cache_dir) / FOLDERS[kind]
 
 
 def fingerprint(dataset) -> str:
@@ -139,6 +148,20 @@ def atomic_write_text(file: Path, text: str) -> None:
     atomic_write(file, lambda f: f.write(text.encode()))
 
 
+def write_json(file: Path, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``file`` atomically."""
+    atomic_write_text(file, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def read_json(file: Path) -> dict | None:
+    """The JSON object in ``file``, or ``None`` when it is missing, half written or not an object."""
+    try:
+        obj = json.loads(Path(file).read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def safe_load(file: Path) -> dict | None:
     """A cached file's ``{"state_dict", "meta"}``, or ``None`` (with a warning) when missing or corrupt."""
     file = Path(file)
@@ -171,5 +194,5 @@ def load_or_build(file: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
         return ckpt, False
 
 
-__all__ = ["FORMATS", "CODE_ROOT", "code_digest", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
-           "safe_load", "load_or_build"]
+__all__ = ["FORMATS", "CODE_ROOT", "code_digest", "root", "digest", "key", "path", "folder", "fingerprint", "atomic_write", "atomic_save",
+           "atomic_write_text", "write_json", "read_json", "safe_load", "load_or_build"]

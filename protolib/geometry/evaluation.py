@@ -18,7 +18,7 @@ import math
 import torch
 
 from ..explain import part_scores
-from ..maps_eval import eval_subset
+from ..reproduce.table2_maps import eval_subset
 from ..quality import consistency as cs
 from ..quality import baselines, evaluate, methods, road
 from .recipe import GeometryRecipe, check_image_size

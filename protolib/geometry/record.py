@@ -18,9 +18,10 @@ from typing import Sequence
 
 import torch
 
-from .. import config, data, features, maps_eval, paper, store, train
+from .. import config, data, features, store, train
+from ..reproduce import paper, table2_maps
 from ..kmex import KMExClassifier
-from ..reproduce import git_commit, machine
+from ..reproduce.records import git_commit, machine
 from . import birds_tiny  # noqa: F401  (registers the tiny testbed)
 from .evaluation import evaluate_seed
 from .recipe import GeometryRecipe, get_recipe
@@ -44,9 +45,9 @@ def provenance(recipe: GeometryRecipe, seed: int, code: str, device: torch.devic
 def table2(trained: train.TrainResult, recipe: GeometryRecipe, seed: int, device, progress: bool) -> tuple[dict, dict]:
     """Table 2's CNN, KMEx (K/C=5 on pooled embeddings) and ours B4/B234 accuracies (%), and the maps."""
     train_set, test_set = data.load(recipe.dataset, "train"), data.load(recipe.dataset, "test")
-    explainers, cached = maps_eval.fit_maps(trained, train_set, recipe.k_per_class, recipe.images_per_class,
+    explainers, cached = table2_maps.fit_maps(trained, train_set, recipe.k_per_class, recipe.images_per_class,
                                             seed=seed, progress=progress)
-    acc = maps_eval.map_accuracies(explainers, train_set, test_set, recipe.eval_train)
+    acc = table2_maps.map_accuracies(explainers, train_set, test_set, recipe.eval_train)
     emb = {s: features.embed(trained.model, ds, device=device, progress=progress)
            for s, ds in (("train", train_set), ("test", test_set))}
     clf = KMExClassifier(paper.KMEX_TABLE_K, random_state=seed).fit(emb["train"].z.double().numpy(),

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from . import backbone, config
-from .explain import maps
-from .explain.maps_cache import load_or_fit
+from .. import backbone, config
+from ..explain import maps
+from ..explain.maps_cache import load_or_fit
 
 BLOCK_SETS = ("B4", "B34", "B234")
 QUICK_IMAGES_PER_CLASS = 30   # as many training images as CUB has per class

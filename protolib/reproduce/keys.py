@@ -1,4 +1,4 @@
-"""What identifies a stored reproduction step: its settings, seed, key, file and the code behind it.
+"""What identifies a stored reproduction step: its settings, its seed and its key.
 
 A step's result is reused only when its key (:func:`step_key`) matches, and the key holds
 everything that makes the step's numbers, the digest of protolib's own source code included
@@ -8,17 +8,11 @@ everything that makes the step's numbers, the digest of protolib's own source co
 from __future__ import annotations
 
 import json
-import os
-from importlib import resources
-import platform
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
-import torch
-
-from . import config, data, maps_eval, models, protopnet, store
+from .. import config, data, models, protopnet, store
+from . import table2_maps
 
 FORMAT = 2  # bump when the meaning of a step file changes (2: keys hold the data's content and the weights)
 
@@ -42,7 +36,7 @@ class Settings:
 
     @classmethod
     def for_profile(cls, profile: str | config.Profile, **overrides) -> "Settings":
-        images, evaluated = maps_eval.budget(profile)
+        images, evaluated = table2_maps.budget(profile)
         return cls(**{"images_per_class": images, "eval_train": evaluated, **overrides})
 
 
@@ -51,19 +45,6 @@ def seed_for(run: int) -> int:
     if run < 0:
         raise ValueError(f"run index must be >= 0, got {run}")
     return run
-
-
-def git_commit() -> str:
-    """The commit of the protolib checkout (``-dirty`` when it has changes), or ``"unknown"``."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, settings: Settings,
@@ -98,37 +79,3 @@ def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, 
 def data_fingerprints(dataset: str) -> tuple[str, str]:
     """Content fingerprints (:func:`protolib.store.fingerprint`) of ``dataset``'s train and test splits."""
     return store.fingerprint(data.load(dataset, "train")), store.fingerprint(data.load(dataset, "test"))
-
-
-def step_path(out: Path, profile: str, dataset: str, seed: int, step: str) -> Path:
-    return Path(out) / "steps" / f"{profile}-{dataset}-seed{seed}-{step}.json"
-
-
-def load_step(path: Path, key: dict, ignore: Sequence[str] = ()) -> dict | None:
-    """The stored result at ``path`` when it exists, parses and was made with ``key`` (the fields
-    in ``ignore`` not compared, e.g. ``"code"`` to read a record made by other code); else ``None``."""
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    drop = lambda k: {a: b for a, b in k.items() if a not in ignore}  # noqa: E731
-    return stored if isinstance(stored.get("key"), dict) and drop(stored["key"]) == drop(key) else None
-
-
-def record_dir(profile: str) -> Path:
-    """The folder of the reproduction record shipped with the package (``protolib/results/<profile>``)."""
-    return Path(str(resources.files("protolib") / "results" / profile))
-
-
-def machine() -> str:
-    """The CPU model and core count (and the GPU's name on CUDA), for provenance."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{model}, {os.cpu_count()} CPUs{gpu}"
