@@ -63,9 +63,6 @@ def embed(
     return Embeddings(z, logits, labels)
 
 
-fingerprint = store.fingerprint  # the data's content hash, kept here under its old name
-
-
 def embed_cached(
     trained,
     dataset: str,
@@ -80,7 +77,7 @@ def embed_cached(
     ``trained`` is the :class:`protolib.train.TrainResult` of the backbone. The cache file sits
     beside the checkpoint (``<cache>/features/``) and is keyed by the checkpoint's name, its
     training record (a retrained checkpoint gets new features), the dataset, split and seed, and
-    the data's :func:`fingerprint`.
+    the data's :func:`protolib.store.fingerprint`.
     """
     from . import data
 

@@ -130,16 +130,6 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=N
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
 
-# --- the cache (kept here under their old names; they live in protolib.store) ----------------
-
-atomic_save, safe_load, load_or_build = store.atomic_save, store.safe_load, store.load_or_build
-
-
-def cache_key(**fields) -> str:
-    """A short stable hash of everything that changes a backbone checkpoint (see :func:`protolib.store.key`)."""
-    return store.key("backbone", **fields)
-
-
 def load_or_train(
     dataset: str,
     arch: str | None = None,
@@ -170,7 +160,7 @@ def load_or_train(
     train_set = data.load(dataset, "train", augment=recipe.augment, seed=0)
     test_set = data.load(dataset, "test", seed=0)
     weights = weights_record(arch, weights_path, unofficial_weights) if pretrained else None
-    key = cache_key(dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
+    key = store.key("backbone", dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
                     recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version,
                     train_data=store.fingerprint(train_set), test_data=store.fingerprint(test_set),
                     weights=None if weights is None else {"sha256": weights["sha256"], "official": weights["official"]})
@@ -193,7 +183,7 @@ def load_or_train(
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
     with torch.random.fork_rng():
-        ckpt, cached = load_or_build(path, build)
+        ckpt, cached = store.load_or_build(path, build)
     model = build_model(arch, spec.num_classes, pretrained=False)
     model.load_state_dict(ckpt["state_dict"])
     model.to(config.get_device(device)).eval()
@@ -201,6 +191,5 @@ def load_or_train(
 
 
 __all__ = [
-    "Recipe", "TrainResult", "fit", "predict", "accuracy", "cache_key", "atomic_save",
-    "safe_load", "load_or_build", "load_or_train",
+    "Recipe", "TrainResult", "fit", "predict", "accuracy", "load_or_train",
 ]

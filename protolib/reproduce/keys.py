@@ -7,15 +7,11 @@ everything that makes the step's numbers, the digest of protolib's own source co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .. import config, data, models, protopnet, store
 from . import table2_maps
-
-FORMAT = 2  # bump when the meaning of a step file changes (2: keys hold the data's content and the weights)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,23 +55,24 @@ def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, 
     """
     prof = config.get_profile(profile)
     spec = data.get_spec(dataset)
-    key = {"format": FORMAT, "profile": prof.name, "arch": prof.arch, "pretrained": prof.pretrained,
-           "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version,
-           "data_content": list(data_content if data_content is not None else data_fingerprints(dataset)),
-           "seed": seed, "step": step, "code": store.code_digest()}
+    fields = {"profile": prof.name, "arch": prof.arch, "pretrained": prof.pretrained,
+              "epochs": prof.epochs_for(dataset), "dataset": dataset, "data_version": spec.version,
+              "data_content": list(data_content if data_content is not None else data_fingerprints(dataset)),
+              "seed": seed, "step": step}
     if prof.pretrained:
-        key["weights"] = models.weights_record(prof.arch)
+        fields["weights"] = models.weights_record(prof.arch)
     if step == "kmex":
-        key["kmex_n_init"] = settings.kmex_n_init
+        fields["kmex_n_init"] = settings.kmex_n_init
     if step == "maps":
-        key.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
-                   eval_train=settings.eval_train)
+        fields.update(k_per_class=prof.k_per_class(dataset), images_per_class=settings.images_per_class,
+                      eval_train=settings.eval_train)
     if step == "protopnet":
-        key["recipe"] = protopnet.recipe_for(prof, dataset, **settings.protopnet).key_fields()
-        key["init"] = settings.protopnet_init
-    return json.loads(json.dumps(key, default=str))
+        fields["recipe"] = protopnet.recipe_for(prof, dataset, **settings.protopnet).key_fields()
+        fields["init"] = settings.protopnet_init
+    return store.key_fields("reproduce", code=True, **fields)
 
 
 def data_fingerprints(dataset: str) -> tuple[str, str]:
-    """Content fingerprints (:func:`protolib.store.fingerprint`) of ``dataset``'s train and test splits."""
-    return store.fingerprint(data.load(dataset, "train")), store.fingerprint(data.load(dataset, "test"))
+    """Content fingerprints of ``dataset``'s train and test splits (:func:`protolib.data.fingerprints`)."""
+    fp = data.fingerprints(dataset, ("train", "test"))
+    return fp["train"], fp["test"]
