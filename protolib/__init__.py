@@ -3,7 +3,9 @@
 Foundations
     ``config``       run profiles (``quick``, ``paper``), epochs override, data and cache roots, device,
                      DataLoader workers, mixed precision, local ImageNet weights
-    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
+    ``run``          ``Run``: this run's dataset, profile, seed and device, resolved once and passed down
+    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks,
+                     ``python -m protolib.store --list`` / ``--clear``
     ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
     ``models``       backbones with a bias-free head; the GAP + linear split; forward hooks
     ``narrow_resnet`` ResNet18/34 at a smaller width (``resnet18_w16``): ResNet's grids at a fraction of the cost

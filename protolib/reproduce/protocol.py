@@ -19,6 +19,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from .. import config, data, store
+from ..run import Run
 from .keys import Settings, data_fingerprints, seed_for, step_key
 from .records import STEPS, default_out, git_commit, load_step, provenance, rows, step_path
 from .steps import STEP_FUNCTIONS, RunArtefacts
@@ -77,7 +78,8 @@ def run(datasets: Sequence[str], runs: int, profile: str | config.Profile | None
         path = step_path(out, prof.name, dataset, seed, step)
         stored = load_step(path, key)
         if stored is None:
-            art = made.setdefault((dataset, seed), RunArtefacts(dataset, seed, prof, settings, device, progress))
+            art = made.setdefault((dataset, seed), RunArtefacts(Run.resolve(dataset, prof, seed, device), settings,
+                                                                progress))
             start = time.perf_counter()
             try:
                 metrics, info = STEP_FUNCTIONS[step](art)

@@ -16,9 +16,10 @@ from typing import Callable
 
 import torch
 
-from .. import config, data, features, protopnet, sem, train
+from .. import features, protopnet, sem, train
 from ..kmex import KMExClassifier
 from ..metrics import alignment_cosines
+from ..run import Run
 from . import paper, table2_maps
 from .keys import Settings
 from .records import result
@@ -26,13 +27,14 @@ from .tables import TABLE2_ROWS
 
 
 class RunArtefacts:
-    """What the steps of one (dataset, seed) share, each made on first use and kept: the trained
-    backbone, the data's splits and the pooled embeddings of each split."""
+    """What the steps of one :class:`protolib.run.Run` share, each made on first use and kept: the
+    trained backbone, the data's splits and the pooled embeddings of each split."""
 
-    def __init__(self, dataset: str, seed: int, profile: str | config.Profile, settings: Settings, device=None,
-                 progress: bool = True):
-        self.dataset, self.seed, self.profile = dataset, seed, config.get_profile(profile)
-        self.settings, self.device, self.progress = settings, config.get_device(device), progress
+    def __init__(self, run: Run, settings: Settings, progress: bool = True):
+        if not isinstance(run, Run):
+            raise TypeError(f"run must be a protolib.run.Run, got {type(run).__name__}")
+        self.run, self.settings, self.progress = run, settings, progress
+        self.dataset, self.seed, self.profile, self.device = run.dataset, run.seed, run.profile, run.device
         self._made: dict = {}
 
     def _get(self, name: str, make: Callable):
@@ -43,17 +45,16 @@ class RunArtefacts:
     @property
     def trained(self) -> train.TrainResult:
         """The backbone of this (dataset, seed), from the cache or trained now."""
-        return self._get("trained", lambda: train.load_or_train(self.dataset, profile=self.profile, seed=self.seed,
-                                                                device=self.device, progress=self.progress))
+        return self._get("trained", lambda: train.load_or_train(self.run, progress=self.progress))
 
     def split(self, name: str):
         """The ``name`` split of the dataset (evaluation transforms)."""
-        return self._get(f"set-{name}", lambda: data.load(self.dataset, name))
+        return self._get(f"set-{name}", lambda: self.run.load(name))
 
     def embeddings(self, split: str) -> features.Embeddings:
         """The backbone's pooled embeddings and logits of a split (cached)."""
-        return self._get(f"emb-{split}", lambda: features.embed_cached(self.trained, self.dataset, split,
-                                                                       device=self.device, progress=self.progress))
+        return self._get(f"emb-{split}", lambda: features.embed_cached(self.trained, self.run, split,
+                                                                       progress=self.progress))
 
 
 def step_cnn(art: RunArtefacts) -> tuple[list[dict], dict]:
@@ -87,7 +88,7 @@ def step_kmex(art: RunArtefacts) -> tuple[list[dict], dict]:
 
 def step_maps(art: RunArtefacts) -> tuple[list[dict], dict]:
     """Ours B4 / B234: eq. 10 accuracy of the explanation maps (profile's K/C)."""
-    k = art.profile.k_per_class(art.dataset)
+    k = art.run.k_per_class
     s = art.settings
     explainers, cached = table2_maps.fit_maps(art.trained, art.split("train"), k, s.images_per_class, art.seed,
                                               progress=art.progress)
@@ -100,9 +101,8 @@ def step_maps(art: RunArtefacts) -> tuple[list[dict], dict]:
 def step_protopnet(art: RunArtefacts) -> tuple[list[dict], dict]:
     """ProtoPNet (the profile's recipe): train / test accuracy, mean-latent cosines on the test split."""
     recipe = protopnet.recipe_for(art.profile, art.dataset, **art.settings.protopnet)
-    run = protopnet.load_or_train(art.dataset, art.profile, art.seed, recipe=recipe,
-                                  init=art.settings.protopnet_init, device=art.device, progress=art.progress)
-    _, push_set, test_set = protopnet.datasets_for(art.dataset, art.profile)
+    run = protopnet.load_or_train(art.run, recipe=recipe, init=art.settings.protopnet_init, progress=art.progress)
+    _, push_set, test_set = protopnet.datasets_for(art.run)
     bs = recipe.test_batch_size
     acc_tr = protopnet.evaluate(run.model, push_set, bs, art.device).accuracy
     acc_te = protopnet.evaluate(run.model, test_set, bs, art.device).accuracy
