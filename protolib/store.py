@@ -280,8 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["FORMATS", "CODE_ROOT", "code_digest", "root", "digest", "key_fields", "key", "path", "folder", "fingerprint", "atomic_write", "atomic_save",
-           "atomic_write_text", "write_json", "read_json", "safe_load", "load_or_build", "files", "listing", "clear", "describe", "main"]
+__all__ = ["FORMATS", "FOLDERS", "CODE_ROOT", "code_digest", "root", "digest", "key_fields", "key", "path", "folder",
+           "fingerprint", "atomic_write", "atomic_save", "atomic_write_text", "write_json", "read_json", "safe_load",
+           "load_or_build", "files", "listing", "clear", "describe", "main"]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from protolib import config, data, reproduce, store
-from protolib.reproduce import cli, keys, records, steps, tables
+from protolib.reproduce import cli, keys, protocol, records, steps, tables
 from protolib.data import digits
 from protolib.data.base import DatasetNotFoundError, TensorImages
 
@@ -213,3 +213,24 @@ def test_record_is_a_cell_the_tables_read():
     rows = [reproduce.record(1, "CNN", "digits", m, v, seed=0) for m, v in (("class", 0.123), ("out", -0.01))]
     assert reproduce.markdown_table(rows, 1, rows=["CNN"]).splitlines() == [
         "| model | digits class | digits out |", "| --- | ---: | ---: |", "| CNN | 0.12 | -0.01 |"]
+
+
+def test_with_record_computes_run_0_and_reads_the_other_runs_from_the_record(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(steps.STEP_FUNCTIONS, "cnn",
+                        lambda art: ([records.result(2, "CNN", "test", 90.0 + art.seed)], {}))
+    kw = dict(steps=("cnn",), settings=SETTINGS, progress=False)
+    reproduce.run(["tinydigits"], 3, "tiny", tmp_path / "rec", **kw)              # the shipped record
+    monkeypatch.setattr(protocol, "record_dir", lambda name: tmp_path / "rec")
+    rep = reproduce.with_record(["tinydigits"], 3, "tiny", **kw)
+    assert rep.live.computed == [("tinydigits", 0, "cnn")] and len(rep.recorded) == 3
+    assert [(r["seed"], r["value"]) for r in rep.results] == [(0, 90.0), (1, 91.0), (2, 92.0)]
+    assert rep.live.out == store.folder("reproduce") and rep.paths["table2"].parent == rep.live.out
+    assert "| CNN | – | 91.0 ± 1.0 |" in rep.paths["table2"].read_text()
+    assert "seeds 1, 2 read from the record, made by this code version" in rep.summary()
+    records.step_path(tmp_path / "rec", "tiny", "tinydigits", 2, "cnn").unlink()
+    with pytest.raises(ValueError, match=r"1 recorded steps are missing.*make the record again"):
+        reproduce.with_record(["tinydigits"], 3, "tiny", **kw)
+    monkeypatch.setattr(protocol, "record_dir", lambda name: tmp_path / "none")   # no record: all computed
+    alone = reproduce.with_record(["tinydigits"], 2, "tiny", **kw)
+    assert alone.recorded == [] and alone.live.computed == [("tinydigits", 1, "cnn")]
+    assert [r["value"] for r in alone.results] == [90.0, 91.0]

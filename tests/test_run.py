@@ -60,3 +60,11 @@ def test_profile_facts_live_on_the_profile():
     quick_run = Run.resolve("birds", "quick", device="cpu")
     train_set, push_set, _ = protopnet.datasets_for(quick_run, n_train=1, n_test=1)
     assert train_set is push_set
+
+
+def test_the_docstring_example_runs():
+    import doctest
+
+    import protolib.run
+
+    assert doctest.testmod(protolib.run).attempted == 2 and doctest.testmod(protolib.run).failed == 0

@@ -132,7 +132,10 @@ def datasets_for(dataset: str | Run, profile: str | config.Profile | None = None
     in place of the reference's offline Augmentor copies); push and test never do. Otherwise, and
     for datasets whose recipe has no augmentation (MNIST), train and push are the same object.
     ``dataset``: a name (with ``profile``) or a :class:`protolib.run.Run`."""
-    name, prof = (dataset.dataset, dataset.profile) if isinstance(dataset, Run) else (dataset, config.get_profile(profile))
+    if isinstance(dataset, Run):
+        name, prof = dataset.dataset, dataset.profile
+    else:
+        name, prof = dataset, config.get_profile(profile)
     push = data.load(name, "train", **options)
     train = data.load(name, "train", augment=True, **options) if prof.protopnet_augment else push
     if isinstance(train, data.TensorImages) and train.augment is None:

@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from .. import config, data, store
 from ..run import Run
 from .keys import Settings, data_fingerprints, seed_for, step_key
-from .records import STEPS, default_out, git_commit, load_step, provenance, rows, step_path
+from .check import versions
+from .records import (STEPS, default_out, git_commit, load_step, provenance, read, record_dir, rows, step_path,
+                      write_outputs)
 from .steps import STEP_FUNCTIONS, RunArtefacts
 
 OFFLINE = ("digits", "mnist", "birds")
@@ -99,4 +101,57 @@ def run(datasets: Sequence[str], runs: int, profile: str | config.Profile | None
     return Outcome(results, computed, failed, out)
 
 
-__all__ = ["OFFLINE", "ALL_DATASETS", "Outcome", "check_datasets", "run"]
+@dataclass
+class Reproduction:
+    """What :func:`with_record` made: the runs computed now (``live``), the shipped record's rows
+    (``recorded``, empty without a record), every run's rows (``results``: the live runs, and the
+    record's other runs) and the output files written from them (``paths``)."""
+
+    live: Outcome
+    recorded: list[dict]
+    results: list[dict]
+    paths: dict[str, Path]
+
+    def summary(self) -> str:
+        """What was computed now and read back, and which code version and machines made the record."""
+        n = len({(r["dataset"], r["seed"], r["step"]) for r in self.live.results})
+        lines = [f"computed now: {len(self.live.computed)} step(s); read from the cache: {n - len(self.live.computed)}"]
+        if self.recorded:
+            code = store.code_digest()
+            made_by = "; ".join(versions(self.recorded))
+            seeds = sorted({int(r["seed"]) for r in self.recorded} - {int(r["seed"]) for r in self.live.results})
+            whose = ("this code version" if all(r.get("code") == code for r in self.recorded) else
+                     f"another code version, not this one (commit {git_commit()}, code digest {code})")
+            lines.append(f"seeds {', '.join(map(str, seeds))} read from the record, made by {whose} ({made_by})")
+            setups = {f"{r['machine']}, torch {r['torch']}, {r['threads']} threads" for r in self.recorded}
+            lines.append("  on " + "; ".join(sorted(setups)))
+        lines += [f"written: {p}" for p in self.paths.values()]
+        return "\n".join(lines)
+
+
+def with_record(datasets: Sequence[str], runs: int, profile: str | config.Profile | None = None,
+                steps: Sequence[str] = STEPS, settings: Settings | None = None, progress: bool = True) -> Reproduction:
+    """The reproduction chapter's numbers in one call: where the profile's record ships with the
+    package (:func:`protolib.reproduce.records.record_dir`, the quick profile), run 0 is computed
+    now (every step, resumable) and runs 1 .. ``runs`` - 1 are read from the record (made by any
+    code version; :mod:`protolib.reproduce.check` sets run 0 against it); elsewhere every run is
+    computed. The tables and ``results.csv`` are written to the cache's ``reproduce`` folder.
+    ``steps`` and ``settings`` as in :func:`run`.
+    A record that lacks a step, or holds one made with other settings or data, is a ``ValueError``
+    that says how to make it again."""
+    prof = config.get_profile(profile)
+    where = record_dir(prof.name)
+    if not where.is_dir():
+        live = run(datasets, runs, prof, steps=steps, settings=settings, progress=progress)
+        return Reproduction(live, [], live.results, write_outputs(live.results, live.out))
+    live = run(datasets, 1, prof, steps=steps, settings=settings, progress=progress)
+    recorded, missing = read(datasets, runs, prof, where, steps, settings, any_code=True)
+    if missing:
+        raise ValueError(f"{len(missing)} recorded steps are missing or were made with other settings or data, "
+                         f"e.g. {missing[:2]}; make the record again: python -m protolib.reproduce --profile "
+                         f"{prof.name} --datasets {' '.join(datasets)} --runs {runs} --out {where}")
+    results = live.results + [r for r in recorded if r["seed"] != seed_for(0)]
+    return Reproduction(live, recorded, results, write_outputs(results, live.out))
+
+
+__all__ = ["OFFLINE", "ALL_DATASETS", "Outcome", "check_datasets", "run", "Reproduction", "with_record"]

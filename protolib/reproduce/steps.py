@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .. import features, protopnet, sem, train
+from .. import config, features, protopnet, sem, train
 from ..kmex import KMExClassifier
 from ..metrics import alignment_cosines
 from ..run import Run
@@ -36,6 +36,19 @@ class RunArtefacts:
         self.run, self.settings, self.progress = run, settings, progress
         self.dataset, self.seed, self.profile, self.device = run.dataset, run.seed, run.profile, run.device
         self._made: dict = {}
+
+    @classmethod
+    def of(cls, dataset: str, seed: int = 0, profile: str | config.Profile | None = None, device=None,
+           progress: bool = True) -> "RunArtefacts":
+        """The artefacts of ``dataset`` and ``seed`` under ``profile`` with the profile's
+        :class:`~protolib.reproduce.keys.Settings`: what a chapter explains, the reproduction's own."""
+        run = Run.resolve(dataset, profile, seed, device)
+        return cls(run, Settings.for_profile(run.profile), progress)
+
+    @property
+    def classifier_prototypes(self) -> torch.Tensor:
+        """The backbone's classifier columns (C, D), float64 on the CPU (Theorem 1's prototypes)."""
+        return self._get("C", lambda: sem.classifier_prototypes(self.trained.model).cpu().double())
 
     def _get(self, name: str, make: Callable):
         if name not in self._made:
@@ -60,7 +73,7 @@ class RunArtefacts:
 def step_cnn(art: RunArtefacts) -> tuple[list[dict], dict]:
     """CNN rows: test-split cosines of the classifier columns, train / test accuracy of the head."""
     tr, te = art.embeddings("train"), art.embeddings("test")
-    C = sem.classifier_prototypes(art.trained.model).cpu().double()
+    C = art.classifier_prototypes
     cos = alignment_cosines(C, torch.arange(len(C)), te.z, te.labels)
     meta = art.trained.meta
     info = {"arch": meta["arch"], "pretrained": meta["pretrained"], "epochs": meta["recipe"]["epochs"],
