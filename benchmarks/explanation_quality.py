@@ -23,7 +23,7 @@ import torch
 
 from protolib import config, data, train
 from protolib.explain import part_scores
-from protolib.maps_eval import budget, fit_maps
+from protolib.reproduce.table2_maps import budget, fit_maps
 from protolib.quality import faithfulness as fa
 from protolib.quality import localisation as lo
 from protolib.quality import methods, sanity

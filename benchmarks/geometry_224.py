@@ -18,7 +18,7 @@ import torch
 from protolib.explain.maps import ExplanationMaps
 from protolib.explain.maps_multi import explain_all
 from protolib.models import build_model
-from protolib.reproduce import machine
+from protolib.reproduce.records import machine
 
 
 def best_rate(step, batch: int, steps: int) -> float:

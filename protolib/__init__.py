@@ -3,7 +3,9 @@
 Foundations
     ``config``       run profiles (``quick``, ``paper``), epochs override, data and cache roots, device,
                      DataLoader workers, mixed precision, local ImageNet weights
-    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks
+    ``run``          ``Run``: this run's dataset, profile, seed and device, resolved once and passed down
+    ``store``        the one cache: keys with data-content fingerprints, atomic writes, locks,
+                     ``python -m protolib.store --list`` / ``--clear``
     ``data``         dataset registry: digits, MNIST, STL-10, CUB-200-2011, synthetic birds
     ``models``       backbones with a bias-free head, their ImageNet weights, a weights fingerprint
     ``gap``          the GAP + linear split of any CNN (encoder, head), refusing other heads
@@ -25,11 +27,11 @@ The paper
                      ``patches``, ``part_scores``, ``viz_maps``, ``widgets``
     ``protopnet``    the ProtoPNet baseline: model, losses, stages, push, analysis
 Reproduction
-    ``paper``        the paper's Tables 1 and 2 and settings, as data
-    ``maps_eval``    Table 2's B4 / B234 rows for a backbone (fitted maps, cached)
-    ``reproduce``    the protocol per (dataset, seed), persisted and resumable; tables; a CLI
+    ``reproduce``    a package: the paper's numbers (``paper``), the protocol per (dataset, seed)
+                     (``steps``, ``keys``, ``records``, ``protocol``), tables and their check
+                     (``tables``, ``check``, ``departures``), Table 2's map rows (``table2_maps``),
+                     Figures 1 and 2 (``figures``), the CLI (``python -m protolib.reproduce``)
     ``tables``       the one Markdown table renderer of the book and the reproduction
-    ``paper_figures`` Figures 1 and 2 on the paper's data when present, else the best at hand
     ``quality``      are the explanations right? faithfulness, randomisation, localisation, ROAD, consistency
     ``geometry``     the 224 px birds testbed: recipes, chapter 8's evaluation per seed, the record command
 Figures

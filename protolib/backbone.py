@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import Dataset
 
-from . import data, train
+from . import train
+from .run import Run, as_run
 
 
 @dataclass
@@ -46,11 +47,13 @@ class Backbone:
                 f"({origin}; trained in {m['train_seconds']:.0f} s on {m['device']})")
 
 
-def load(dataset: str, seed: int = 0, **options) -> Backbone:
-    """The backbone of ``dataset`` from :func:`protolib.train.load_or_train` (``options`` go to it)
-    and the dataset's train and test splits."""
-    trained = train.load_or_train(dataset, seed=seed, **options)
-    return Backbone(dataset, trained, data.load(dataset, "train"), data.load(dataset, "test"))
+def load(dataset: str | Run, seed: int | None = None, **options) -> Backbone:
+    """The backbone of a run (a :class:`protolib.run.Run`, or a dataset name with ``seed``, default
+    0, and the ``profile`` and ``device`` in ``options``) from :func:`protolib.train.load_or_train`
+    (the other ``options`` go to it) and the dataset's train and test splits."""
+    run = as_run(dataset, options.pop("profile", None), seed, options.pop("device", None))
+    trained = train.load_or_train(run, **options)
+    return Backbone(run.dataset, trained, run.load("train"), run.load("test"))
 
 
 __all__ = ["Backbone", "load"]

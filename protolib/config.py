@@ -54,6 +54,15 @@ class Profile:
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)
     epochs_override: int | None = None
+    # the explanation maps of Table 2: training images per class for their k-means, and the size of
+    # the seeded train subset their train accuracy is measured on (None: all)
+    map_images_per_class: int | None = None
+    map_eval_train: int | None = None
+    # ProtoPNet: overrides of the reference recipe (protolib.protopnet.recipe_for), where its
+    # backbone starts ("cnn", "imagenet" or "random"), and whether its training set augments
+    protopnet_schedule: dict[str, int] = field(default_factory=dict)
+    protopnet_init: str = "imagenet"
+    protopnet_augment: bool = False
 
     def epochs_for(self, dataset: str) -> int:
         """Training epochs for ``dataset``: the override when set, else the profile's."""
@@ -74,6 +83,12 @@ PROFILES: dict[str, Profile] = {
         k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=1,
         description="ResNet18 from scratch, few epochs, one run: minutes on a 2-core CPU",
+        map_images_per_class=30,  # as many training images as CUB has per class
+        map_eval_train=600,
+        # 10 warm-up epochs (cheap: the frozen backbone's features are computed once), 2 joint, one
+        # push, 20 last-layer epochs (cheap for the same reason); the backbone starts from the CNN
+        protopnet_schedule=dict(dim=128, warm_epochs=10, epochs=12, push_every=12, last_layer_epochs=20),
+        protopnet_init="cnn",
     ),
     "paper": Profile(
         name="paper",
@@ -84,6 +99,9 @@ PROFILES: dict[str, Profile] = {
         k_per_class_by_dataset={"default": 5, "cub200": 10},
         runs=5,
         description="ImageNet ResNet34, KMEx recipe, five runs: expects a GPU and full data",
+        protopnet_schedule=dict(epochs=30),  # the reference: pushes after epochs 10, 20, 30
+        protopnet_init="imagenet",  # as Chen et al.
+        protopnet_augment=True,
     ),
 }
 

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from . import config, store
 from .inference import map_batches
 from .gap import gap_split
+from .run import Run
 
 
 @dataclass
@@ -63,12 +64,9 @@ def embed(
     return Embeddings(z, logits, labels)
 
 
-fingerprint = store.fingerprint  # the data's content hash, kept here under its old name
-
-
 def embed_cached(
     trained,
-    dataset: str,
+    dataset: str | Run,
     split: str,
     seed: int = 0,
     batch_size: int = 256,
@@ -77,13 +75,18 @@ def embed_cached(
 ) -> Embeddings:
     """:func:`embed` of ``data.load(dataset, split, seed=seed)`` (evaluation transforms), cached.
 
-    ``trained`` is the :class:`protolib.train.TrainResult` of the backbone. The cache file sits
+    ``trained`` is the :class:`protolib.train.TrainResult` of the backbone; ``dataset`` a dataset
+    name or a :class:`protolib.run.Run` (its dataset, and its device unless ``device`` is given;
+    ``seed`` here is the data's split seed, not the run's). The cache file sits
     beside the checkpoint (``<cache>/features/``) and is keyed by the checkpoint's name, its
     training record (a retrained checkpoint gets new features), the dataset, split and seed, and
-    the data's :func:`fingerprint`.
+    the data's :func:`protolib.store.fingerprint`.
     """
     from . import data
 
+    if isinstance(dataset, Run):
+        device = dataset.device if device is None else device
+        dataset = dataset.dataset
     ds = data.load(dataset, split, seed=seed)
     key = store.key("features", checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
                     seed=seed, title=ds.title, data=store.fingerprint(ds))

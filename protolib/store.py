@@ -2,28 +2,35 @@
 
 Every cached thing (generated datasets, backbones, embeddings, explanation maps, ProtoPNet
 stages) is a ``.pt`` file ``<cache root>/<folder>/<name>-<key>.pt`` holding ``{"state_dict":
-tensors, "meta": plain values}``. The key is a short hash of everything that changes the file:
+tensors, "meta": plain values}``; the reproduction's steps are JSON files in the ``reproduce``
+folder that hold their key fields (:func:`key_fields`, compared field by field so that a record
+made by other code can still be read). The key is a short hash of everything that changes the file:
 
 * the *kind* and its format version (:data:`FORMATS`; bump one when the meaning of that kind's
   files or the code of an equation behind them changes, and only that kind is rebuilt);
 * the caller's fields (architecture, recipe, seed, ...);
 * a fingerprint of the data's content (:func:`fingerprint`), so that new or changed data files
-  never meet a model trained on the old ones.
+  never meet a model trained on the old ones;
+* where the code makes the numbers, the digest of protolib's source (:func:`code_digest`).
 
 Writes go to a temporary file that is renamed into place (never half a file), under a file lock
 (two notebooks asking for the same thing build it once); reads use
 ``torch.load(weights_only=True)`` and a corrupt file is rebuilt with a warning.
+``python -m protolib.store --list`` lists what the cache holds (kind, files, size, total);
+``--clear [KIND]`` empties it, or one kind of it.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from filelock import FileLock
@@ -37,8 +44,10 @@ FORMATS: dict[str, int] = {
     "maps": 2,
     "protopnet": 2,
     "birds": 2,
+    "reproduce": 2,     # a reproduction step's JSON file (its key is stored in it, see protolib.reproduce.keys)
 }
-FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data"}
+FOLDERS = {"backbone": "models", "features": "features", "maps": "maps", "protopnet": "protopnet", "birds": "data",
+           "reproduce": "reproduce"}
 
 
 # The package whose source :func:`code_digest` hashes (a test may point it at a copy).
@@ -74,16 +83,33 @@ def digest(**fields) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def key(kind: str, **fields) -> str:
-    """The cache key of a file of ``kind``: its format version and ``fields``."""
+def key_fields(kind: str, code: bool = False, **fields) -> dict:
+    """Everything that identifies an artefact of ``kind``, as plain JSON values: its format version,
+    the caller's ``fields`` (data fingerprints among them) and, with ``code``, :func:`code_digest`
+    (for results whose numbers the code makes, such as the reproduction's steps)."""
     if kind not in FORMATS:
         raise ValueError(f"unknown cache kind {kind!r}; known kinds: {sorted(FORMATS)}")
-    return digest(kind=kind, format=FORMATS[kind], **fields)
+    out = {"format": FORMATS[kind], **fields}
+    if code:
+        out["code"] = code_digest()
+    return json.loads(json.dumps(out, default=str))
+
+
+def key(kind: str, code: bool = False, **fields) -> str:
+    """The cache key of a file of ``kind``: a short hash of its :func:`key_fields`."""
+    return digest(kind=kind, **key_fields(kind, code, **fields))
 
 
 def path(kind: str, name: str, key_: str, cache_dir: str | Path | None = None) -> Path:
     """``<root>/<folder of kind>/<name>-<key>.pt``."""
-    return root(cache_dir) / FOLDERS[kind] / f"{name}-{key_}.pt"
+    return folder(kind, cache_dir) / f"{name}-{key_}.pt"
+
+
+def folder(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder of ``kind``'s files: ``<root>/<folder of kind>``."""
+    if kind not in FOLDERS:
+        raise ValueError(f"unknown cache kind {kind!r}; known kinds: {sorted(FOLDERS)}")
+    return root(cache_dir) / FOLDERS[kind]
 
 
 def fingerprint(dataset) -> str:
@@ -139,6 +165,20 @@ def atomic_write_text(file: Path, text: str) -> None:
     atomic_write(file, lambda f: f.write(text.encode()))
 
 
+def write_json(file: Path, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``file`` atomically."""
+    atomic_write_text(file, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def read_json(file: Path) -> dict | None:
+    """The JSON object in ``file``, or ``None`` when it is missing, half written or not an object."""
+    try:
+        obj = json.loads(Path(file).read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def safe_load(file: Path) -> dict | None:
     """A cached file's ``{"state_dict", "meta"}``, or ``None`` (with a warning) when missing or corrupt."""
     file = Path(file)
@@ -171,5 +211,79 @@ def load_or_build(file: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
         return ckpt, False
 
 
-__all__ = ["FORMATS", "CODE_ROOT", "code_digest", "root", "digest", "key", "path", "fingerprint", "atomic_write", "atomic_save", "atomic_write_text",
-           "safe_load", "load_or_build"]
+def files(kind: str, cache_dir: str | Path | None = None) -> list[Path]:
+    """The files of ``kind`` in the cache (lock files and half-written temporaries left out)."""
+    base = folder(kind, cache_dir)
+    if not base.is_dir():
+        return []
+    return sorted(f for f in base.rglob("*") if f.is_file() and not f.name.endswith((".lock", ".tmp")))
+
+
+def listing(cache_dir: str | Path | None = None) -> dict[str, tuple[int, int]]:
+    """{kind: (number of files, bytes)} of everything the cache holds."""
+    out = {}
+    for kind in FOLDERS:
+        found = files(kind, cache_dir)
+        out[kind] = (len(found), sum(f.stat().st_size for f in found))
+    return out
+
+
+def clear(kind: str | None = None, cache_dir: str | Path | None = None) -> int:
+    """Delete every file of ``kind`` (every kind when ``None``) from the cache; returns how many."""
+    kinds = list(FOLDERS) if kind is None else [kind]
+    removed = 0
+    for k in kinds:
+        base = folder(k, cache_dir)
+        for f in files(k, cache_dir):
+            f.unlink(missing_ok=True)
+            removed += 1
+        for lock in base.rglob("*.lock") if base.is_dir() else ():
+            lock.unlink(missing_ok=True)
+    return removed
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def describe(cache_dir: str | Path | None = None) -> str:
+    """The listing as a small table: kind, folder, files, size, and the total."""
+    found = listing(cache_dir)
+    lines = [f"cache root: {root(cache_dir)}", f"{'kind':10s} {'folder':10s} {'files':>6s} {'size':>10s}"]
+    for kind, (count, size) in found.items():
+        lines.append(f"{kind:10s} {FOLDERS[kind]:10s} {count:6d} {_size(size):>10s}")
+    count, size = sum(c for c, _ in found.values()), sum(s for _, s in found.values())
+    lines.append(f"{'total':10s} {'':10s} {count:6d} {_size(size):>10s}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m protolib.store --list`` / ``--clear [KIND]`` (``--cache-dir`` another root)."""
+    ap = argparse.ArgumentParser(prog="python -m protolib.store", description="List or clear protolib's cache.")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="kind, files and size of everything cached")
+    what.add_argument("--clear", nargs="?", const="all", metavar="KIND",
+                      help=f"delete the files of KIND (one of {', '.join(FOLDERS)}), or of every kind")
+    ap.add_argument("--cache-dir", default=None, help="cache root (default: $PROTOLIB_CACHE)")
+    args = ap.parse_args(argv)
+    if args.clear is not None:
+        kind = None if args.clear == "all" else args.clear
+        if kind is not None and kind not in FOLDERS:
+            print(f"error: unknown cache kind {kind!r}; known kinds: {', '.join(FOLDERS)}", file=sys.stderr)
+            return 2
+        print(f"removed {clear(kind, args.cache_dir)} file(s) from {root(args.cache_dir)}")
+    print(describe(args.cache_dir))
+    return 0
+
+
+__all__ = ["FORMATS", "FOLDERS", "CODE_ROOT", "code_digest", "root", "digest", "key_fields", "key", "path", "folder",
+           "fingerprint", "atomic_write", "atomic_save", "atomic_write_text", "write_json", "read_json", "safe_load",
+           "load_or_build", "files", "listing", "clear", "describe", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

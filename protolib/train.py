@@ -27,10 +27,11 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from . import config, data, store
+from . import config, store
 from ._checks import check_int, check_labels, check_number
 from .inference import map_batches
 from .models import build_model, weights_record
+from .run import Run, as_run
 
 
 @dataclass(frozen=True)
@@ -130,21 +131,11 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=N
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
 
-# --- the cache (kept here under their old names; they live in protolib.store) ----------------
-
-atomic_save, safe_load, load_or_build = store.atomic_save, store.safe_load, store.load_or_build
-
-
-def cache_key(**fields) -> str:
-    """A short stable hash of everything that changes a backbone checkpoint (see :func:`protolib.store.key`)."""
-    return store.key("backbone", **fields)
-
-
 def load_or_train(
-    dataset: str,
+    dataset: str | Run,
     arch: str | None = None,
     profile: str | config.Profile | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     recipe: Recipe | None = None,
     pretrained: bool | None = None,
     device=None,
@@ -153,28 +144,28 @@ def load_or_train(
     weights_path: str | Path | None = None,
     unofficial_weights: bool | None = None,
 ) -> TrainResult:
-    """The backbone for ``dataset`` under ``profile``: from the cache, else trained and cached.
+    """The backbone of a run (a :class:`protolib.run.Run`, or a dataset name with ``profile``,
+    ``seed`` (default 0) and ``device``): from the cache, else trained and cached.
 
     Unset arguments come from the profile (architecture, ImageNet weights, epochs; the epochs
     follow ``$PROTOLIB_EPOCHS`` when set). ImageNet weights come from ``weights_path`` or
     ``$PROTOLIB_WEIGHTS`` when given (see :func:`protolib.models.build_model`). The checkpoint is
-    keyed by the content of both splits (:func:`protolib.store.fingerprint`) and also stores the
+    keyed by the content of both splits (:attr:`protolib.run.Run.fingerprints`) and also stores the
     test accuracy, the training time and which weights it started from.
     """
-    prof = config.get_profile(profile)
-    check_int("seed", seed, 0)
+    run = as_run(dataset, profile, seed, device)
+    prof, seed, device, spec = run.profile, run.seed, run.device, run.spec
     arch = arch or prof.arch
     pretrained = prof.pretrained if pretrained is None else pretrained
-    recipe = recipe or Recipe(epochs=prof.epochs_for(dataset))
-    spec = data.get_spec(dataset)
-    train_set = data.load(dataset, "train", augment=recipe.augment, seed=0)
-    test_set = data.load(dataset, "test", seed=0)
+    recipe = recipe or Recipe(epochs=run.epochs)
+    train_set = run.load("train", augment=recipe.augment, seed=0)
+    test_set = run.load("test", seed=0)
     weights = weights_record(arch, weights_path, unofficial_weights) if pretrained else None
-    key = cache_key(dataset=dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
+    key = store.key("backbone", dataset=run.dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
                     recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version,
-                    train_data=store.fingerprint(train_set), test_data=store.fingerprint(test_set),
+                    train_data=run.fingerprints["train"], test_data=run.fingerprints["test"],
                     weights=None if weights is None else {"sha256": weights["sha256"], "official": weights["official"]})
-    path = store.path("backbone", f"{dataset}-{arch}-{prof.name}-seed{seed}", key, cache_dir)
+    path = store.path("backbone", f"{run.dataset}-{arch}-{prof.name}-seed{seed}", key, cache_dir)
 
     def build() -> dict:
         torch.manual_seed(seed)
@@ -184,23 +175,21 @@ def load_or_train(
         fit(model, train_set, recipe, seed=seed, device=device, progress=progress)
         seconds = time.perf_counter() - start
         meta = {
-            "dataset": dataset, "data": test_set.title, "train_data": train_set.title, "arch": arch,
+            "dataset": run.dataset, "data": test_set.title, "train_data": train_set.title, "arch": arch,
             "pretrained": pretrained, "weights": weights,
             "profile": prof.name, "seed": seed, "recipe": asdict(recipe), "train_seconds": seconds,
-            "device": str(config.get_device(device)),
-            "test_accuracy": accuracy(model, test_set, device=device),
+            "device": str(device), "test_accuracy": accuracy(model, test_set, device=device),
         }
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
     with torch.random.fork_rng():
-        ckpt, cached = load_or_build(path, build)
+        ckpt, cached = store.load_or_build(path, build)
     model = build_model(arch, spec.num_classes, pretrained=False)
     model.load_state_dict(ckpt["state_dict"])
-    model.to(config.get_device(device)).eval()
+    model.to(device).eval()
     return TrainResult(model=model, path=path, from_cache=cached, meta=dict(ckpt["meta"]))
 
 
 __all__ = [
-    "Recipe", "TrainResult", "fit", "predict", "accuracy", "cache_key", "atomic_save",
-    "safe_load", "load_or_build", "load_or_train",
+    "Recipe", "TrainResult", "fit", "predict", "accuracy", "load_or_train",
 ]

@@ -1,10 +1,11 @@
-"""The departures table is generated from the record's provenance and protolib.paper."""
+"""The departures table is generated from the record's provenance and protolib.reproduce.paper."""
 
 from __future__ import annotations
 
 import pytest
 
-from protolib import data, departures, reproduce
+from protolib import data, reproduce
+from protolib.reproduce import departures
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from protolib import data, features
+from protolib import data, features, store
 from protolib.models import build_model
 from protolib.train import TrainResult
 
@@ -30,10 +30,10 @@ def test_embed_cached_matches_embed_and_reads_the_cache(tmp_path, monkeypatch):
 
 def test_fingerprint_sees_pixels_and_labels():
     ds = data.load("digits", "test")
-    before = features.fingerprint(ds)
-    assert before == features.fingerprint(data.load("digits", "test"))
+    before = store.fingerprint(ds)
+    assert before == store.fingerprint(data.load("digits", "test"))
     ds.images[0, 0, 0, 0] ^= 1
-    assert features.fingerprint(ds) != before
+    assert store.fingerprint(ds) != before
     ds.images[0, 0, 0, 0] ^= 1
     ds.targets[0] = (ds.targets[0] + 1) % 10
-    assert features.fingerprint(ds) != before
+    assert store.fingerprint(ds) != before

@@ -9,7 +9,7 @@ from protolib import data, gap, hooks, models, store
 from protolib.data.birds import make_species, render
 from protolib.data.birds.species import PART_NAMES, part_id
 from protolib.explain.maps import ExplanationMaps
-from protolib.geometry import RECIPES, check_image_size
+from protolib.reproduce.geometry import RECIPES, check_image_size
 from protolib.narrow_resnet import narrow_resnet
 from protolib.quality.consistency import check_masks
 
@@ -88,7 +88,7 @@ def test_bad_input_is_refused_with_sizes():
     with pytest.raises(ValueError, match="no ImageNet weights exist for the narrow resnet18_w16"):
         models.build_model("resnet18_w16", 10, pretrained=True)
     with pytest.raises(ValueError, match="unknown geometry recipe 'w8'"):
-        from protolib.geometry import get_recipe
+        from protolib.reproduce.geometry import get_recipe
         get_recipe("w8")
 
 
@@ -102,8 +102,8 @@ def one_thread():
 
 
 def test_record_command_end_to_end(tmp_path, monkeypatch, one_thread):
-    from protolib.geometry.__main__ import main
-    from protolib.geometry.record import run
+    from protolib.reproduce.geometry.__main__ import main
+    from protolib.reproduce.geometry.record import run
 
     monkeypatch.setenv("PROTOLIB_CACHE", str(tmp_path / "cache"))
     assert main(["--recipe", "tiny", "--seeds", "0", "--out", str(tmp_path / "out"), "--quiet"]) == 0
@@ -136,7 +136,7 @@ def fake_record(seed: int, commit: str, cnn: float, share: list) -> dict:
 
 
 def test_summary_means_over_seeds_and_reports_versions(tmp_path):
-    from protolib.geometry import summary
+    from protolib.reproduce.geometry import summary
 
     for seed, (commit, cnn, share) in enumerate([("a", 80.0, [0.2, 0.4]), ("a", 90.0, [0.5, None]),
                                                  ("b", 85.0, [0.3, 0.3])]):
@@ -167,7 +167,7 @@ def test_birds224_at64_draws_the_same_birds():
 
 
 def test_stage_rows_give_resnet18_receptive_fields():
-    from protolib.geometry.grids import stage_rows, truncated
+    from protolib.reproduce.geometry.grids import stage_rows, truncated
 
     rows = {(r["image"], r["stage"]): r for r in stage_rows("resnet18_w4", (64, 224), images_per_class=2)}
     for stage, grid64, grid224, stride, rf in (("layer2", 8, 28, 8, 99), ("layer3", 4, 14, 16, 211),
@@ -188,7 +188,7 @@ def grid_record(seed: int, gap: float) -> dict:
 
 
 def test_claims_are_judged_over_seeds_with_grid_named_rows():
-    from protolib.geometry import claims, summary
+    from protolib.reproduce.geometry import claims, summary
 
     records = [grid_record(s, g) for s, g in enumerate((0.10, 0.12, 0.14))]
     by_key = {c.key: c for c in claims.CLAIMS}
@@ -207,8 +207,8 @@ def test_claims_are_judged_over_seeds_with_grid_named_rows():
 
 
 def test_live_slice_checks_against_a_tiny_record(tmp_path, monkeypatch, one_thread):
-    from protolib.geometry import live, summary
-    from protolib.geometry.record import run
+    from protolib.reproduce.geometry import live, summary
+    from protolib.reproduce.geometry.record import run
 
     monkeypatch.setenv("PROTOLIB_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "record"

@@ -1,8 +1,8 @@
-"""protolib.paper holds the paper's Tables 1 and 2 as printed."""
+"""protolib.reproduce.paper holds the paper's Tables 1 and 2 as printed."""
 
 import pytest
 
-from protolib import paper
+from protolib.reproduce import paper
 
 
 

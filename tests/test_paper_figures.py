@@ -1,6 +1,6 @@
 """Which data Figures 1 and 2 are drawn on."""
 
-from protolib import paper_figures
+from protolib.reproduce import figures
 
 # The sparrow classes of CUB-200-2011 (classes.txt, 113-133) and a few neighbours.
 CUB_NAMES = [f"{i:03d}.Other_{i}" for i in range(1, 113)] + [
@@ -15,19 +15,19 @@ CUB_NAMES = [f"{i:03d}.Other_{i}" for i in range(1, 113)] + [
 
 def test_cub_gives_the_twenty_sparrows_and_the_woodpecker(monkeypatch):
     assert len(CUB_NAMES) == 200
-    monkeypatch.setattr(paper_figures, "_class_names", lambda name: CUB_NAMES if name == "cub200" else [])
-    f2 = paper_figures.figure2_data(["digits", "birds", "cub200"])
+    monkeypatch.setattr(figures, "_class_names", lambda name: CUB_NAMES if name == "cub200" else [])
+    f2 = figures.figure2_data(["digits", "birds", "cub200"])
     assert f2.dataset == "cub200" and len(f2.classes) == 20
     assert f2.classes == tuple(i for i in range(112, 133) if i != 117)        # 0-based; House Sparrow out
-    f1 = paper_figures.figure1_data(["digits", "birds", "cub200"])
+    f1 = figures.figure1_data(["digits", "birds", "cub200"])
     assert f1.dataset == "cub200" and f1.classes == (188,) and "woodpecker" in f1.note
 
 
 def test_without_cub_the_synthetic_birds_and_the_note_says_so(monkeypatch):
     sizes = {"birds": 20, "digits": 10, "mnist": 10}
-    monkeypatch.setattr(paper_figures, "_class_names", lambda name: [str(i) for i in range(sizes[name])])
-    f2 = paper_figures.figure2_data(["digits", "mnist", "birds"])
+    monkeypatch.setattr(figures, "_class_names", lambda name: [str(i) for i in range(sizes[name])])
+    f2 = figures.figure2_data(["digits", "mnist", "birds"])
     assert f2.dataset == "birds" and f2.classes == tuple(range(20)) and "not present" in f2.note
-    f1 = paper_figures.figure1_data(["digits", "mnist", "birds"])
+    f1 = figures.figure1_data(["digits", "mnist", "birds"])
     assert f1.dataset == "birds" and f1.classes is None and "not the paper's woodpecker" in f1.note
-    assert paper_figures.figure2_data(["digits"]).classes == tuple(range(10))
+    assert figures.figure2_data(["digits"]).classes == tuple(range(10))

@@ -21,7 +21,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from protolib import config, paper_figures, reproduce
+from protolib import config, reproduce
+from protolib.reproduce import figures
 
 from conftest import make_cub, make_mnist, make_stl10, write_resnet_weights
 
@@ -74,7 +75,7 @@ def test_paper_profile_protocol_on_real_format_files(paper_env, tmp_path, capsys
     assert steps[("cub200", "protopnet")]["n_train"] == 200 and steps[("cub200", "protopnet")]["n_test"] == 200
 
     # The tables and the results file: provenance, and the weights said not to be official.
-    paths = reproduce.write_outputs(outcome)
+    paths = reproduce.write_outputs(outcome.results, outcome.out)
     for t in (1, 2):
         text = paths[f"table{t}"].read_text()
         assert "NOT the official ImageNet weights" in text and "PROTOLIB_EPOCHS=1" in text, text
@@ -84,13 +85,13 @@ def test_paper_profile_protocol_on_real_format_files(paper_env, tmp_path, capsys
     # Figures 2 and 1 on the paper's data: CUB's sparrows (House Sparrow left out) and woodpecker.
     start = time.perf_counter()
     present = list(DATASETS)
-    choice2 = paper_figures.figure2_data(present)
+    choice2 = figures.figure2_data(present)
     assert choice2.dataset == "cub200" and choice2.classes == (2, 3, 5, 6)
-    fig2, emb = paper_figures.figure2(choice2)
+    fig2, emb = figures.figure2(choice2)
     assert np.isfinite(emb.kmex_xy).all() and len(emb.kmex_xy) == 4    # one training image, one prototype each
-    choice1 = paper_figures.figure1_data(present)
+    choice1 = figures.figure1_data(present)
     assert choice1.dataset == "cub200" and choice1.classes == (7,)
-    fig1, index, _ = paper_figures.figure1(choice1)
+    fig1, index, _ = figures.figure1(choice1)
     assert index == 7 and len(fig1.subfigs) == 2   # the woodpecker's only test image; B4 and B234 panels
     figure_seconds = time.perf_counter() - start
 

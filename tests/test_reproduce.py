@@ -1,4 +1,4 @@
-"""The reproduction engine: aggregation, resume after a crash, provenance, missing data, CLI, tables."""
+"""The reproduction (protolib.reproduce): aggregation, resume after a crash, provenance, missing data, CLI, tables."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from protolib import config, data, reproduce, store
+from protolib.reproduce import cli, keys, protocol, records, steps, tables
 from protolib.data import digits
 from protolib.data.base import DatasetNotFoundError, TensorImages
 
@@ -65,7 +66,7 @@ def test_markdown_table_puts_the_papers_value_beside_ours():
     text = reproduce.markdown_table(rows, 2)
     assert "| mnist train | mnist test |" in text
     assert "| Ours B234 | – (98.9) | 98.0 ± 1.4 (98.5) |" in text
-    cap = reproduce.caption(rows, 2)
+    cap = tables.caption(rows, 2)
     assert "profile **quick**" in cap and "n = 2 run(s), seeds 0, 1" in cap
 
 
@@ -80,13 +81,13 @@ def test_missing_dataset_is_a_clear_error_before_any_work(tmp_path):
         reproduce.run(["stl10"], 1, "quick", tmp_path / "out", progress=False)
     assert "stl10" in str(err.value) and "How to get it" in str(err.value)
     assert not (tmp_path / "out").exists()
-    assert reproduce.main(["--datasets", "stl10", "--runs", "1", "--out", str(tmp_path / "out")]) == 2
+    assert cli.main(["--datasets", "stl10", "--runs", "1", "--out", str(tmp_path / "out")]) == 2
 
 
 @pytest.mark.slow
 def test_resume_after_a_crash_recomputes_only_what_is_missing(tiny, tmp_path, monkeypatch):
     calls = []
-    real = reproduce.STEP_FUNCTIONS["kmex"]
+    real = steps.STEP_FUNCTIONS["kmex"]
 
     def flaky(job):
         calls.append(job.seed)
@@ -94,7 +95,7 @@ def test_resume_after_a_crash_recomputes_only_what_is_missing(tiny, tmp_path, mo
             raise RuntimeError("simulated crash")
         return real(job)
 
-    monkeypatch.setitem(reproduce.STEP_FUNCTIONS, "kmex", flaky)
+    monkeypatch.setitem(steps.STEP_FUNCTIONS, "kmex", flaky)
     kw = dict(profile="tiny", steps=("cnn", "kmex"), settings=SETTINGS, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         reproduce.run(["tinydigits"], 2, out=tmp_path / "a", keep_going=False, **kw)
@@ -132,26 +133,26 @@ def test_every_row_has_its_provenance_and_every_table_cell_is_filled(tiny, tmp_p
     assert by[(0, "maps")]["k_per_class"] == 2 and by[(0, "kmex")]["k_per_class"] == [1, 5]
     assert by[(0, "cnn")]["info_epochs"] == 1
 
-    paths = reproduce.write_outputs(outcome)
+    paths = reproduce.write_outputs(outcome.results, outcome.out)
     rows = list(csv.DictReader(io.StringIO(paths["results"].read_text())))
     assert len(rows) == len(outcome.results) == 2 * (4 + 6 + 4 + 4)
     assert {r["run"] for r in rows} == {"0", "1"} and all(r["commit"] and r["profile"] == "tiny" for r in rows)
     assert float(rows[0]["value"]) == outcome.results[0]["value"]                   # full precision
     t2 = paths["table2"].read_text()
     assert "| Ours B4 |" in t2 and "n = 2 run(s), seeds 0, 1" in t2
-    stored = json.loads(reproduce.step_path(tmp_path, "tiny", "tinydigits", 1, "cnn").read_text())
+    stored = json.loads(records.step_path(tmp_path, "tiny", "tinydigits", 1, "cnn").read_text())
     assert stored["provenance"]["seed"] == 1 and stored["key"]["epochs"] == 1
 
 
 def test_a_stored_step_made_with_other_settings_is_not_reused(tiny, tmp_path):
-    key = reproduce.step_key("tiny", "tinydigits", 0, "maps", SETTINGS)
-    path = reproduce.step_path(tmp_path, "tiny", "tinydigits", 0, "maps")
+    key = keys.step_key("tiny", "tinydigits", 0, "maps", SETTINGS)
+    path = records.step_path(tmp_path, "tiny", "tinydigits", 0, "maps")
     store.atomic_write_text(path, json.dumps({"key": key, "metrics": [], "provenance": {}}))
-    assert reproduce.load_step(path, key) is not None
-    other = reproduce.step_key("tiny", "tinydigits", 0, "maps", replace(SETTINGS, images_per_class=5))
-    assert other != key and reproduce.load_step(path, other) is None
+    assert records.load_step(path, key) is not None
+    other = keys.step_key("tiny", "tinydigits", 0, "maps", replace(SETTINGS, images_per_class=5))
+    assert other != key and records.load_step(path, other) is None
     path.write_text("{ half a file")
-    assert reproduce.load_step(path, key) is None
+    assert records.load_step(path, key) is None
 
 
 def test_read_returns_the_record_and_names_what_is_missing_or_stale(tiny, tmp_path):
@@ -167,19 +168,19 @@ def test_read_returns_the_record_and_names_what_is_missing_or_stale(tiny, tmp_pa
 
 
 def test_a_step_key_holds_the_content_of_the_data(tiny):
-    a = reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "bbbb"))
-    b = reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "cccc"))     # new test files
+    a = keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "bbbb"))
+    b = keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "cccc"))     # new test files
     assert a != b and a["data_content"] == ["aaaa", "bbbb"]
-    assert reproduce.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS)["data_content"] == list(
-        reproduce.data_fingerprints("tinydigits"))
+    assert keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS)["data_content"] == list(
+        keys.data_fingerprints("tinydigits"))
 
 
 def test_captions_say_which_weights_and_epochs_made_the_numbers():
     base = {"profile": "paper", "data": "d", "n_train": 1, "n_test": 1, "epochs": 1, "epochs_override": 1,
             "weights": "NOT the official ImageNet weights: w.pth ($PROTOLIB_WEIGHTS_UNOFFICIAL=1)"}
-    text = reproduce.caption([{**base, **_row(0, 90.0)}], 2)
+    text = tables.caption([{**base, **_row(0, 90.0)}], 2)
     assert "NOT the official ImageNet weights" in text and "PROTOLIB_EPOCHS=1 override" in text
-    plain = reproduce.caption([{**base, "epochs_override": None, "weights": "random init", **_row(0, 90.0)}], 2)
+    plain = tables.caption([{**base, "epochs_override": None, "weights": "random init", **_row(0, 90.0)}], 2)
     assert "override" not in plain and "random init" in plain
 
 
@@ -187,28 +188,49 @@ def test_paired_gap_pairs_rows_by_seed():
     rows = [_row(0, 90.0), _row(1, 94.0), _row(2, 95.0),                                   # CNN
             _row(0, 89.0, "Ours B4"), _row(1, 92.0, "Ours B4"), _row(2, 95.0, "Ours B4"),   # B4
             _row(3, 50.0, "Ours B4")]                                                      # no CNN for seed 3
-    g = reproduce.paired_gap(rows, "d", "Ours B4", "CNN")
+    g = tables.paired_gap(rows, "d", "Ours B4", "CNN")
     # gaps -1, -2, 0: mean -1, squares of deviations 0 + 1 + 1 = 2, over n - 1 = 2: variance 1
     assert (g.mean, g.std, g.n, g.seeds, g.values) == (-1.0, 1.0, 3, (0, 1, 2), (-1.0, -2.0, 0.0))
     with pytest.raises(ValueError, match="no run of 'd' has both"):
-        reproduce.paired_gap(rows, "d", "ProtoPNet", "CNN")
+        tables.paired_gap(rows, "d", "ProtoPNet", "CNN")
 
 
 def test_cell_spread_and_description_for_one_and_several_runs():
-    three = reproduce.Cell(2.0, 1.5, 3, (0, 1, 2), (1.0, 1.5, 3.5))
+    three = tables.Cell(2.0, 1.5, 3, (0, 1, 2), (1.0, 1.5, 3.5))
     assert three.spread == 1.5 and three.describe("B4 test", 1) == "B4 test 2.0 ± 1.5 (n=3)"
-    one = reproduce.Cell(2.0, float("nan"), 1, (0,), (2.0,))
+    one = tables.Cell(2.0, float("nan"), 1, (0,), (2.0,))
     assert one.spread == 0.0 and one.describe("CNN") == "CNN 2.00 (n=1)"
 
 
 def test_a_nonzero_spread_never_prints_as_zero():
-    assert reproduce.Cell(0.3316, 0.0012, 3, (0, 1, 2)).format(2) == "0.332 ± 0.001"
-    assert reproduce.Cell(0.3316, 0.00004, 3, (0, 1, 2)).format(2) == "0.33160 ± 0.00004"
-    assert reproduce.Cell(0.3316, 0.0, 3, (0, 1, 2)).format(2) == "0.33 ± 0.00"         # a true zero stays
-    assert reproduce.Cell(99.44, 0.03, 3, (0, 1, 2)).format(1) == "99.44 ± 0.03"
+    assert tables.Cell(0.3316, 0.0012, 3, (0, 1, 2)).format(2) == "0.332 ± 0.001"
+    assert tables.Cell(0.3316, 0.00004, 3, (0, 1, 2)).format(2) == "0.33160 ± 0.00004"
+    assert tables.Cell(0.3316, 0.0, 3, (0, 1, 2)).format(2) == "0.33 ± 0.00"         # a true zero stays
+    assert tables.Cell(99.44, 0.03, 3, (0, 1, 2)).format(1) == "99.44 ± 0.03"
 
 
 def test_record_is_a_cell_the_tables_read():
     rows = [reproduce.record(1, "CNN", "digits", m, v, seed=0) for m, v in (("class", 0.123), ("out", -0.01))]
     assert reproduce.markdown_table(rows, 1, rows=["CNN"]).splitlines() == [
         "| model | digits class | digits out |", "| --- | ---: | ---: |", "| CNN | 0.12 | -0.01 |"]
+
+
+def test_with_record_computes_run_0_and_reads_the_other_runs_from_the_record(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(steps.STEP_FUNCTIONS, "cnn",
+                        lambda art: ([records.result(2, "CNN", "test", 90.0 + art.seed)], {}))
+    kw = dict(steps=("cnn",), settings=SETTINGS, progress=False)
+    reproduce.run(["tinydigits"], 3, "tiny", tmp_path / "rec", **kw)              # the shipped record
+    monkeypatch.setattr(protocol, "record_dir", lambda name: tmp_path / "rec")
+    rep = reproduce.with_record(["tinydigits"], 3, "tiny", **kw)
+    assert rep.live.computed == [("tinydigits", 0, "cnn")] and len(rep.recorded) == 3
+    assert [(r["seed"], r["value"]) for r in rep.results] == [(0, 90.0), (1, 91.0), (2, 92.0)]
+    assert rep.live.out == store.folder("reproduce") and rep.paths["table2"].parent == rep.live.out
+    assert "| CNN | – | 91.0 ± 1.0 |" in rep.paths["table2"].read_text()
+    assert "seeds 1, 2 read from the record, made by this code version" in rep.summary()
+    records.step_path(tmp_path / "rec", "tiny", "tinydigits", 2, "cnn").unlink()
+    with pytest.raises(ValueError, match=r"1 recorded steps are missing.*make the record again"):
+        reproduce.with_record(["tinydigits"], 3, "tiny", **kw)
+    monkeypatch.setattr(protocol, "record_dir", lambda name: tmp_path / "none")   # no record: all computed
+    alone = reproduce.with_record(["tinydigits"], 2, "tiny", **kw)
+    assert alone.recorded == [] and alone.live.computed == [("tinydigits", 1, "cnn")]
+    assert [r["value"] for r in alone.results] == [90.0, 91.0]

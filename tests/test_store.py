@@ -110,3 +110,52 @@ def test_loader_options_per_device_and_override(monkeypatch):
     monkeypatch.setenv("PROTOLIB_WORKERS", "-1")
     with pytest.raises(ValueError, match="PROTOLIB_WORKERS"):
         config.loader_options("cpu")
+
+
+def test_key_fields_hold_the_format_and_the_code_digest_only_when_asked(monkeypatch):
+    plain = store.key_fields("reproduce", seed=1, split=("train", "test"))
+    assert plain == {"format": store.FORMATS["reproduce"], "seed": 1, "split": ["train", "test"]}
+    monkeypatch.setattr(store, "code_digest", lambda: "c0de")
+    assert store.key_fields("reproduce", code=True, seed=1)["code"] == "c0de"
+    # the hash of the fields is the key: a file's name and the stored fields agree
+    assert store.key("backbone", seed=0) == store.digest(kind="backbone", format=store.FORMATS["backbone"], seed=0)
+    assert store.key("backbone", code=True, seed=0) != store.key("backbone", seed=0)
+
+
+def test_listing_and_clearing_a_temporary_cache(tmp_path, capsys):
+    root = tmp_path / "c"
+    store.atomic_save({"state_dict": {"w": torch.zeros(250)}, "meta": {}}, store.path("backbone", "a", "k1", root))
+    store.atomic_save({"state_dict": {"w": torch.zeros(10)}, "meta": {}}, store.path("backbone", "b", "k2", root))
+    store.write_json(store.folder("reproduce", root) / "steps" / "s.json", {"key": {}, "metrics": []})
+    (store.folder("backbone", root) / "a-k1.pt.lock").write_text("")          # locks are not artefacts
+    sizes = {k: (f.stat().st_size) for k, f in ((f.name, f) for f in store.files("backbone", root))}
+    listed = store.listing(root)
+    assert listed["backbone"] == (2, sum(sizes.values())) and listed["reproduce"][0] == 1
+    assert listed["features"] == (0, 0) and set(listed) == set(store.FOLDERS)
+    assert store.main(["--list", "--cache-dir", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"cache root: {root}" and out[-1].split()[:2] == ["total", "3"]
+    assert store.main(["--clear", "backbone", "--cache-dir", str(root)]) == 0
+    assert "removed 2 file(s)" in capsys.readouterr().out
+    assert store.listing(root)["backbone"] == (0, 0) and store.listing(root)["reproduce"][0] == 1
+    assert not list(store.folder("backbone", root).glob("*.lock"))
+    assert store.main(["--clear", "weights", "--cache-dir", str(root)]) == 2
+    assert store.clear(cache_dir=root) == 1 and sum(c for c, _ in store.listing(root).values()) == 0
+
+
+def test_the_cache_root_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROTOLIB_CACHE", str(tmp_path / "env"))
+    assert store.path("maps", "m", "k") == tmp_path / "env" / "maps" / "m-k.pt"
+    assert store.folder("reproduce") == tmp_path / "env" / "reproduce"
+    with pytest.raises(ValueError, match="unknown cache kind 'weights'"):
+        store.folder("weights")
+
+
+def test_protopnet_stages_are_files_of_the_store(tmp_path):
+    from protolib.protopnet import StageCache
+    from protolib.protopnet.model import ProtoPNet
+    model = ProtoPNet.from_cnn(models.build_model("resnet18", 2), 2, 1, 8)
+    cache = StageCache(model, {"dataset": "d", "arch": "resnet18", "profile": "quick", "seed": 0}, cache_dir=tmp_path)
+    file = cache.path(["warm_up1-1"])
+    key = store.key("protopnet", dataset="d", arch="resnet18", profile="quick", seed=0, steps=["warm_up1-1"])
+    assert file == tmp_path / "protopnet" / f"d-resnet18-quick-seed0-01-warm_up1-1-{key}.pt"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from protolib import data, train
+from protolib import data, store, train
 from protolib.models import build_model
 
 
@@ -44,10 +44,10 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash_midway)
     with pytest.raises(OSError, match="disk full"):
-        train.atomic_save({"state_dict": {}}, path)
+        store.atomic_save({"state_dict": {}}, path)
     assert not path.exists() and list(tmp_path.iterdir()) == []
     monkeypatch.setattr(torch, "save", real_save)
-    train.atomic_save({"state_dict": {"w": torch.ones(2)}}, path)
+    store.atomic_save({"state_dict": {"w": torch.ones(2)}}, path)
     assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(2))
 
 
@@ -61,9 +61,9 @@ def test_corrupt_checkpoint_is_rebuilt_not_a_crash(tmp_path):
         return {"state_dict": {"w": torch.zeros(1)}, "meta": {}}
 
     with pytest.warns(UserWarning, match="unreadable"):
-        ckpt, cached = train.load_or_build(path, build)
+        ckpt, cached = store.load_or_build(path, build)
     assert not cached and calls == [1]
-    ckpt, cached = train.load_or_build(path, build)
+    ckpt, cached = store.load_or_build(path, build)
     assert cached and calls == [1]
 
 
@@ -74,7 +74,7 @@ def _build_in_process(path, log):
         time.sleep(1.0)  # long enough for the other process to reach the lock
         return {"state_dict": {"w": torch.arange(3.0)}, "meta": {}}
 
-    ckpt, _ = train.load_or_build(path, build)
+    ckpt, _ = store.load_or_build(path, build)
     assert torch.equal(ckpt["state_dict"]["w"], torch.arange(3.0))
 
 
@@ -92,9 +92,9 @@ def test_two_processes_build_once(tmp_path):
 
 def test_cache_key_changes_with_what_matters():
     base = dict(dataset="mnist", arch="resnet18", seed=0, recipe={"epochs": 3})
-    assert train.cache_key(**base) == train.cache_key(**base)
-    assert train.cache_key(**base) != train.cache_key(**{**base, "seed": 1})
-    assert train.cache_key(**base) != train.cache_key(**{**base, "recipe": {"epochs": 4}})
+    assert store.key("backbone", **base) == store.key("backbone", **base)
+    assert store.key("backbone", **base) != store.key("backbone", **{**base, "seed": 1})
+    assert store.key("backbone", **base) != store.key("backbone", **{**base, "recipe": {"epochs": 4}})
 
 
 @pytest.mark.slow

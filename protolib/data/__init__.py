@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import store
 from .._checks import check_int
 from ..config import data_root
 from . import birds, birds224, cub, digits, mnist, stl10
@@ -97,6 +98,13 @@ def load(
     return spec.build(spec, split, augment, root, seed, **options)
 
 
+def fingerprints(name: str, splits=("train", "test"), **load_options) -> dict[str, str]:
+    """{split: content fingerprint} of dataset ``name`` (:func:`protolib.store.fingerprint`): what
+    every cache key says about the data, so that new or changed files never meet old results.
+    ``load_options`` go to :func:`load`; augmentation does not change a split's content."""
+    return {split: store.fingerprint(load(name, split, **load_options)) for split in splits}
+
+
 def is_available(name: str, root: str | Path | None = None) -> bool:
     """Whether ``name`` can be loaded from ``root`` without a download."""
     try:
@@ -119,5 +127,5 @@ def first_available(*names: str, root: str | Path | None = None) -> str:
 
 __all__ = [
     "DatasetNotFoundError", "DatasetSpec", "LabelledImages", "TensorImages", "REGISTRY",
-    "register", "available", "get_spec", "load", "is_available", "first_available", "IMAGENET_MEAN", "IMAGENET_STD",
+    "register", "available", "get_spec", "load", "fingerprints", "is_available", "first_available", "IMAGENET_MEAN", "IMAGENET_STD",
 ]

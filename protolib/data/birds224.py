@@ -10,7 +10,7 @@ training and 20 test images per class: 600 + 200 images. Measured on the shared 
 (loaded by other work): drawing takes about 55 ms per 224 px image, so the two splits cost about
 45 s once and load from the cache afterwards (about 120 MB of uint8 pixels and 40 MB of masks).
 Training the width-16 ResNet18 at about 30 images/s costs about 20 s per epoch
-(:mod:`protolib.geometry.recipe`), so a backbone trains in minutes, not hours.
+(:mod:`protolib.reproduce.geometry.recipe`), so a backbone trains in minutes, not hours.
 
 ``birds224-at64`` draws the same birds (same seed, classes and counts) at 64 px: the 64 px twin
 against which the geometry chapter compares, so that resolution is the only thing that differs.

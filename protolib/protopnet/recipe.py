@@ -80,23 +80,20 @@ class ProtoPNetRecipe:
         return steps
 
 
-QUICK = dict(dim=128, warm_epochs=10, epochs=12, push_every=12, last_layer_epochs=20)
-
-
 def recipe_for(profile: str | config.Profile | None = None, dataset: str | None = None, **overrides) -> ProtoPNetRecipe:
     """The recipe of a profile, with M = the profile's prototypes per class for ``dataset``
     (5, and 10 for CUB, as KMEx's K/C).
 
-    ``paper``: the reference values, 30 epochs (pushes after epochs 10, 20, 30).
-    ``quick``: 10 warm-up epochs (cheap: with an unaugmented training set the frozen backbone's
-    features are computed once), 2 joint epochs, one push, 20 last-layer epochs (cheap for the
-    same reason). With an epochs override (``$PROTOLIB_EPOCHS`` = n, see
+    The profile's :attr:`~protolib.config.Profile.protopnet_schedule` replaces the reference
+    values: ``paper`` keeps them, 30 epochs (pushes after epochs 10, 20, 30); ``quick`` has 10
+    warm-up epochs (cheap: with an unaugmented training set the frozen backbone's features are
+    computed once), 2 joint epochs, one push, 20 last-layer epochs (cheap for the same reason). With an epochs override (``$PROTOLIB_EPOCHS`` = n, see
     :func:`protolib.config.get_profile`) the schedule keeps its four stages, n epochs each:
     n of warm-up, n joint, one push, n last-layer epochs. ``overrides`` replace any field.
     """
     prof = config.get_profile(profile)
     base = dict(k_per_class=prof.k_per_class(dataset or "default"))
-    base.update(QUICK if prof.name == "quick" else dict(epochs=30))
+    base.update(prof.protopnet_schedule)
     n = prof.epochs_override
     if n is not None:  # $PROTOLIB_EPOCHS: every stage once, n epochs each (warm-up, joint, push, last layer)
         base.update(warm_epochs=n, epochs=2 * n, push_every=2 * n, last_layer_epochs=n)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import config, data, models, store
+from ..run import Run, as_run
 from .. import train as cnn_train
 from .model import ProtoPNet
 from .push import PushResult, push_prototypes
@@ -90,19 +91,22 @@ class ProtoPNetRun:
         return [v for v in self.state.results.values() if isinstance(v, PushResult)][-1]
 
 
-def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | config.Profile | None = None, seed: int = 0,
-                init: str | None = None, device=None, progress: bool = True) -> tuple[ProtoPNet, dict]:
-    """A fresh ProtoPNet for ``dataset`` and the cache key fields describing it.
+def initial_model(dataset: str | Run, recipe: ProtoPNetRecipe, profile: str | config.Profile | None = None,
+                  seed: int | None = None, init: str | None = None, device=None,
+                  progress: bool = True) -> tuple[ProtoPNet, dict]:
+    """A fresh ProtoPNet for a run (a :class:`protolib.run.Run`, or a dataset name with
+    ``profile``, ``seed`` and ``device``) and the cache key fields describing it.
 
     ``init``: ``"cnn"`` starts the backbone from the cached CNN of :func:`protolib.train.load_or_train`
     (quick profile default: saves training time), ``"imagenet"`` from ImageNet weights (paper
-    default, as Chen et al.), ``"random"`` from scratch. The add-on and prototypes are drawn with ``seed``.
+    default, as Chen et al.), ``"random"`` from scratch; the default is the profile's
+    ``protopnet_init``. The add-on and prototypes are drawn with the run's seed.
     """
-    prof = config.get_profile(profile)
-    init = init or ("cnn" if prof.name == "quick" else "imagenet")
-    spec = data.get_spec(dataset)
+    run = as_run(dataset, profile, seed, device)
+    prof, spec = run.profile, run.spec
+    init = init or prof.protopnet_init
     if init == "cnn":
-        res = cnn_train.load_or_train(dataset, profile=prof, seed=seed, device=device, progress=progress)
+        res = cnn_train.load_or_train(run, progress=progress)
         cnn, origin = copy.deepcopy(res.model).cpu(), {"cnn": res.path.name, "cnn_test_accuracy": res.meta["test_accuracy"]}
     elif init == "imagenet":
         cnn, origin = None, {"weights": models.weights_record(prof.arch)}
@@ -111,40 +115,45 @@ def initial_model(dataset: str, recipe: ProtoPNetRecipe, profile: str | config.P
     else:
         raise ValueError(f"init must be 'cnn', 'imagenet' or 'random', got {init!r}")
     with torch.random.fork_rng():
-        torch.manual_seed(seed)
+        torch.manual_seed(run.seed)
         if cnn is None:
             cnn = models.build_model(prof.arch, spec.num_classes, pretrained=init == "imagenet")
         model = ProtoPNet.from_cnn(cnn, spec.num_classes, recipe.k_per_class, recipe.dim)
-    splits = dict(zip(("train", "push", "test"), datasets_for(dataset, prof)))
-    key = {"dataset": dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
-           "recipe": recipe.key_fields(), "seed": seed, "image_size": spec.image_size, "data_version": spec.version,
-           "data": {name: store.fingerprint(split) for name, split in splits.items()}}
+    fp = run.fingerprints   # augmentation leaves a split's content as it is: push's is train's
+    key = {"dataset": run.dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
+           "recipe": recipe.key_fields(), "seed": run.seed, "image_size": spec.image_size,
+           "data_version": spec.version, "data": {"train": fp["train"], "push": fp["train"], "test": fp["test"]}}
     return model, key
 
 
-def datasets_for(dataset: str, profile: str | config.Profile | None = None, **options):
-    """(train, push, test) sets: the train set augments in the paper profile (for CUB: online flip +
-    affine on bounding-box crops, in place of the reference's offline Augmentor copies); push and
-    test never do. In the quick profile, and for datasets whose recipe has no augmentation
-    (MNIST), train and push are the same object."""
-    augment = config.get_profile(profile).name == "paper"
-    push = data.load(dataset, "train", **options)
-    train = data.load(dataset, "train", augment=True, **options) if augment else push
+def datasets_for(dataset: str | Run, profile: str | config.Profile | None = None, **options):
+    """(train, push, test) sets: the train set augments where the profile says so
+    (``protopnet_augment``: the paper profile; for CUB: online flip + affine on bounding-box crops,
+    in place of the reference's offline Augmentor copies); push and test never do. Otherwise, and
+    for datasets whose recipe has no augmentation (MNIST), train and push are the same object.
+    ``dataset``: a name (with ``profile``) or a :class:`protolib.run.Run`."""
+    if isinstance(dataset, Run):
+        name, prof = dataset.dataset, dataset.profile
+    else:
+        name, prof = dataset, config.get_profile(profile)
+    push = data.load(name, "train", **options)
+    train = data.load(name, "train", augment=True, **options) if prof.protopnet_augment else push
     if isinstance(train, data.TensorImages) and train.augment is None:
         train = push  # no augmentation in the recipe (MNIST, digits): reuse features in warm-up and last layer
-    return train, push, data.load(dataset, "test", **options)
+    return train, push, data.load(name, "test", **options)
 
 
-def load_or_train(dataset: str, profile: str | config.Profile | None = None, seed: int = 0,
+def load_or_train(dataset: str | Run, profile: str | config.Profile | None = None, seed: int | None = None,
                   recipe: ProtoPNetRecipe | None = None, init: str | None = None, device=None, progress: bool = True,
                   **data_options) -> ProtoPNetRun:
-    """The whole schedule for ``dataset`` under ``profile``, every stage cached; model in eval mode."""
-    prof, device = config.get_profile(profile), config.get_device(device)
-    recipe = recipe or recipe_for(prof, dataset)
-    model, key = initial_model(dataset, recipe, prof, seed, init, device, progress)
-    train_set, push_set, _ = datasets_for(dataset, prof, **data_options)
+    """The whole schedule for a run (a :class:`protolib.run.Run`, or a dataset name with ``profile``,
+    ``seed`` and ``device``), every stage cached; model in eval mode."""
+    run = as_run(dataset, profile, seed, device)
+    recipe = recipe or recipe_for(run.profile, run.dataset)
+    model, key = initial_model(run, recipe, init=init, progress=progress)
+    train_set, push_set, _ = datasets_for(run, **data_options)
     if data_options:  # none: the same key as a run built stage by stage (the ProtoPNet chapter)
         key["data_options"] = data_options
     cache = StageCache(model, key)
-    state = run_schedule(model, train_set, push_set, recipe, cache, seed, device, progress)
-    return ProtoPNetRun(model.to(device).eval(), recipe, state, key)
+    state = run_schedule(model, train_set, push_set, recipe, cache, run.seed, run.device, progress)
+    return ProtoPNetRun(model.to(run.device).eval(), recipe, state, key)

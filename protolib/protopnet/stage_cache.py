@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .. import config, store
+from .. import store
 from .model import ProtoPNet
 
 
@@ -25,19 +25,20 @@ class StageCache:
     e.g. the key of :func:`protolib.protopnet.schedule.initial_model`. :meth:`run` either loads the
     state after the step into ``model`` or runs ``fn`` (which trains ``model`` in place and returns
     a JSON-able / tensor dict), saves, and returns that dict. ``label`` starts the file names; by
-    default ``{dataset}-{arch}-{profile}-seed{seed}`` from ``key`` (:func:`run_label`).
+    default ``{dataset}-{arch}-{profile}-seed{seed}`` from ``key`` (:func:`run_label`). The files are
+    the store's ``protopnet`` kind (:func:`protolib.store.path`) under the cache root ``cache_dir``.
     """
 
     def __init__(self, model: ProtoPNet, key: dict, label: str | None = None, cache_dir: str | Path | None = None):
         self.model, self.key, self.label = model, dict(key), label or run_label(key)
-        self.root = Path(cache_dir) if cache_dir is not None else config.cache_root() / "protopnet"
+        self.cache_dir = cache_dir        # the cache root (None: protolib.config.cache_root)
         self.steps: list[str] = []
         self.last_from_cache = False
 
     def path(self, steps: list[str]) -> Path:
         """Checkpoint file of the state after ``steps``."""
         key = store.key("protopnet", **self.key, steps=steps)
-        return self.root / f"{self.label}-{len(steps):02d}-{steps[-1]}-{key}.pt"
+        return store.path("protopnet", f"{self.label}-{len(steps):02d}-{steps[-1]}", key, self.cache_dir)
 
     def run(self, name: str, fn: Callable[[], dict]) -> dict:
         steps = self.steps + [name]

@@ -3,8 +3,8 @@
 One row per setting (backbone and init, image size, epochs, prototypes per class, ProtoPNet
 schedule, data and split, runs and seeds, device) and one column per dataset of the results;
 each cell says what our runs used and, beside it, what the paper used for the column it is
-compared with (:func:`protolib.paper.counterpart`). Nothing is typed by hand: our side is read
-from the result rows' provenance and the dataset specs, the paper's from :mod:`protolib.paper`,
+compared with (:func:`protolib.reproduce.paper.counterpart`). Nothing is typed by hand: our side is read
+from the result rows' provenance and the dataset specs, the paper's from :mod:`protolib.reproduce.paper`,
 so a change of profile or record changes the table.
 """
 
@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from . import config, data, paper, tables
+from .. import config, data, tables
+from . import paper
 
 SETTINGS = ("backbone and init", "image size", "backbone epochs", "prototypes per class", "ProtoPNet schedule",
             "maps' k-means data", "data and split", "runs and seeds", "device")

@@ -12,19 +12,19 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from . import backbone, config
-from .explain import maps, maps_multi
-from .explain.maps_cache import load_or_fit
+from .. import backbone, config
+from ..explain import maps, maps_multi
+from ..explain.maps_cache import load_or_fit
+from ..run import Run, as_run
 
 BLOCK_SETS = ("B4", "B34", "B234")
-QUICK_IMAGES_PER_CLASS = 30   # as many training images as CUB has per class
-QUICK_EVAL_TRAIN = 600
 
 
 def budget(profile: str | config.Profile | None = None) -> tuple[int | None, int | None]:
-    """(images_per_class, eval_train) of a profile: (30, 600) in ``quick``, everything otherwise."""
-    quick = config.get_profile(profile).name == "quick"
-    return (QUICK_IMAGES_PER_CLASS, QUICK_EVAL_TRAIN) if quick else (None, None)
+    """(images_per_class, eval_train) of a profile (:attr:`protolib.config.Profile.map_images_per_class`,
+    ``map_eval_train``): (30, 600) in ``quick``, everything (``None``) in ``paper``."""
+    prof = config.get_profile(profile)
+    return prof.map_images_per_class, prof.map_eval_train
 
 
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
@@ -74,20 +74,22 @@ def profile_maps(bb: backbone.Backbone, seed: int = 0, blocks=BLOCK_SETS, norm: 
     with the K/C of its profile for its dataset and the profile's :func:`budget`, so every chapter
     that explains the same backbone shares one cache entry. Returns (explainers, from_cache)."""
     prof = config.get_profile(bb.meta["profile"])
-    return fit_maps(bb.trained, bb.train_set, prof.k_per_class(bb.dataset), budget(prof.name)[0], seed=seed,
+    return fit_maps(bb.trained, bb.train_set, prof.k_per_class(bb.dataset), prof.map_images_per_class, seed=seed,
                     blocks=blocks, progress=progress, kmeans_backend=kmeans_backend, norm=norm)
 
 
-def table2_row(dataset: str, profile: str | None = None, seed: int = 0,
+def table2_row(dataset: str | Run, profile: str | config.Profile | None = None, seed: int | None = None,
                **train_options) -> tuple[dict[tuple[str, str], float], str]:
-    """Table 2's CNN, B4 and B234 accuracies of ``dataset`` under ``profile``: the cached backbone
-    of ``seed`` (``train_options`` go to :func:`protolib.train.load_or_train`), its
-    :func:`profile_maps` (fitted or loaded), scored by :func:`map_accuracies` on the profile's
-    train subset. Returns ({(model, split): %}, the test split's title)."""
-    bb = backbone.load(dataset, seed=seed, profile=config.get_profile(profile).name, **train_options)
-    fitted, _ = profile_maps(bb, seed, progress=False)
-    return map_accuracies(fitted, bb.train_set, bb.test_set, budget(bb.meta["profile"])[1]), bb.test_set.title
+    """Table 2's CNN, B4 and B234 accuracies of a run (a :class:`protolib.run.Run`, or a dataset
+    name with ``profile`` and ``seed``): the cached backbone (``train_options`` go to
+    :func:`protolib.train.load_or_train`), its :func:`profile_maps` (fitted or loaded), scored by
+    :func:`map_accuracies` on the profile's train subset. Returns ({(model, split): %}, the test
+    split's title)."""
+    run = as_run(dataset, profile, seed)
+    bb = backbone.load(run, **train_options)
+    fitted, _ = profile_maps(bb, run.seed, progress=False)
+    return map_accuracies(fitted, bb.train_set, bb.test_set, run.profile.map_eval_train), bb.test_set.title
 
 
-__all__ = ["BLOCK_SETS", "QUICK_IMAGES_PER_CLASS", "QUICK_EVAL_TRAIN", "budget", "fit_maps", "eval_subset",
+__all__ = ["BLOCK_SETS", "budget", "fit_maps", "eval_subset",
            "map_accuracies", "profile_maps", "table2_row"]

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from scipy.stats import t as student_t
 
-from .record_tables import aggregate
+from .tables import aggregate
 
 SETUP = ("torch", "machine", "threads", "device", "code")
 LEVEL = 0.99

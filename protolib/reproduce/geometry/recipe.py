@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..train import Recipe
+from ...train import Recipe
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ accuracies on the whole test split, and the cheapest per-image metrics of chapte
 (localisation on ``n_local`` images, deletion and insertion areas on ``n_curve``) on the first
 images of the seed's own evaluation subset, for every method but DFF (its factorisation spans the
 whole batch, so its maps change with the batch's other images). :func:`check` sets each live cell against the same
-images' values in the record with :func:`protolib.record_check.check`: identical when the setup
+images' values in the record with :func:`protolib.reproduce.check.check`: identical when the setup
 (torch, machine, threads, device, code digest) is the record's, else within the 99 % t
 prediction interval derived from the spread of that cell over the recorded seeds.
 """
@@ -17,14 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .. import config, data, features, maps_eval, paper, store, train
-from ..explain.maps_multi import explain_dataset_all
-from ..kmex import KMExClassifier
-from ..models import build_model
-from ..quality import evaluate, methods
-from ..record_check import RecordCheck
-from ..record_check import check as check_rows
-from ..record_keys import machine
+from ... import config, data, features, store, train
+from ...explain.maps_multi import explain_dataset_all
+from ...kmex import KMExClassifier
+from ...models import build_model
+from ...quality import evaluate, methods
+from .. import paper, table2_maps
+from ..check import RecordCheck
+from ..check import check as check_rows
+from ..records import machine
 from .evaluation import eval_batch
 from .recipe import GeometryRecipe, get_recipe
 
@@ -75,7 +76,7 @@ def table2_test(trained: train.TrainResult, explainers: dict, recipe: GeometryRe
     te = features.embed(trained.model, test_set, progress=False)
     clf = KMExClassifier(paper.KMEX_TABLE_K, random_state=seed).fit(tr.z.double().numpy(), tr.labels.numpy())
     kmex = (torch.as_tensor(clf.predict(te.z.double().numpy())) == te.labels).double().mean().item()
-    # the same float32 means as protolib.maps_eval.map_accuracies, which made the record
+    # the same float32 means as protolib.reproduce.table2_maps.map_accuracies, which made the record
     acc = {n: 100 * (found[n].prediction == y).float().mean().item() for n in ("B4", "B234")}
     return {"CNN": 100 * (logits.argmax(1) == y).float().mean().item(), "KMEx": 100.0 * kmex, **acc}
 
@@ -83,7 +84,7 @@ def table2_test(trained: train.TrainResult, explainers: dict, recipe: GeometryRe
 def per_image(trained: train.TrainResult, explainers: dict, recipe: GeometryRecipe, seed: int, n_local: int,
               n_curve: int) -> dict[str, dict[str, dict[str, list[float]]]]:
     """{"localisation" | "areas": {method: {metric: per-image values}}} on the first images of the
-    seed's evaluation subset, as :func:`protolib.geometry.evaluation.evaluate_seed` computes them."""
+    seed's evaluation subset, as :func:`protolib.reproduce.geometry.evaluation.evaluate_seed` computes them."""
     test_set = data.load(recipe.dataset, "test")
     idx, x, masks = eval_batch(test_set, recipe.n_local, seed, recipe)
     idx, x, masks = idx[:n_local], x[:n_local], masks[:n_local]
@@ -111,7 +112,7 @@ def _mean(values: list) -> float:
 
 
 def rows_of(values: dict, seed: int, dataset: str, setup: dict, n: dict[str, int] | None = None) -> list[dict]:
-    """Rows in :mod:`protolib.record_check`'s form (table = section, row = method) from Table 2's
+    """Rows in :mod:`protolib.reproduce.check`'s form (table = section, row = method) from Table 2's
     accuracies and per-image sections; ``n`` truncates each section to its first images."""
     rows = [{"table": 2, "row": m, "dataset": dataset, "metric": "test", "value": float(v), "seed": seed,
              "n_test": values.get("n_test"), **setup} for m, v in values["table2"].items()]
@@ -151,7 +152,7 @@ def live_slice(recipe: str | GeometryRecipe, folder: str | Path, seed: int = 0, 
     """Recompute seed ``seed``'s slice: (rows, the backbone, the fitted maps {B4, B34, B234})."""
     recipe = get_recipe(recipe)
     trained = load_backbone(recipe, seed, folder, device, progress)
-    explainers, _ = maps_eval.fit_maps(trained, data.load(recipe.dataset, "train"), recipe.k_per_class,
+    explainers, _ = table2_maps.fit_maps(trained, data.load(recipe.dataset, "train"), recipe.k_per_class,
                                        recipe.images_per_class, seed=seed, progress=progress)
     values = {"table2": table2_test(trained, explainers, recipe, seed),
               "n_test": len(data.load(recipe.dataset, "test")),

@@ -1,7 +1,7 @@
 """Cells over runs: mean and spread, paired gaps, and the Markdown Tables 1 and 2 with captions.
 
 A *result row* is one number of one run (``table``, ``row``, ``dataset``, ``metric``, ``seed``,
-``value`` and its provenance), as :mod:`protolib.reproduce` stores them. This module turns rows
+``value`` and its provenance), as :mod:`protolib.reproduce.records` stores them. This module turns rows
 into cells (mean and sample standard deviation over seeds) and cells into the paper's tables.
 """
 
@@ -16,7 +16,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import config, paper, tables
+from .. import config, tables
+from . import paper
 
 TABLE1_ROWS = ("CNN", "KMEx K/C=1", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet")
 TABLE2_ROWS = ("CNN", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet", "Ours B4", "Ours B234")

@@ -1,4 +1,4 @@
-"""``python -m protolib.geometry --recipe w16 --seeds 0 1 2 --out DIR``: record the 224 px run."""
+"""``python -m protolib.reproduce.geometry --recipe w16 --seeds 0 1 2 --out DIR``: record the 224 px run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .recipe import RECIPES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m protolib.geometry",
+    parser = argparse.ArgumentParser(prog="python -m protolib.reproduce.geometry",
                                      description="Train, explain and evaluate on the 224 px birds, one JSON per seed.")
     parser.add_argument("--recipe", default="w16", choices=sorted(RECIPES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

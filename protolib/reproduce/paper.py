@@ -46,7 +46,7 @@ BACKBONE = "ResNet34 pretrained on ImageNet, trained with the KMEx recipe"
 KMEX_RECIPE = {"optimizer": "SGD", "lr": 0.01, "momentum": 0.5, "eta_min": 1e-4, "batch_size": 128,
                "epochs": {"mnist": 10, "stl10": 30}}
 # Settings the paper (with the KMEx reference code it builds on) uses per dataset, for the departures
-# table (protolib.departures). Image sizes: the reference code's constants (MNIST resized to 32,
+# table (protolib.reproduce.departures). Image sizes: the reference code's constants (MNIST resized to 32,
 # STL-10 at its native 96, CUB at 224). Splits: each dataset's official one. CUB epochs: not stated.
 IMAGE_SIZE = {"mnist": 32, "stl10": 96, "cub200": 224}
 SPLITS = {"mnist": "official 60000 train / 10000 test", "stl10": "official 5000 train / 8000 test",

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from protolib import backbone, config, maps_eval, train
+from protolib import backbone, config, train
 from protolib.explain import maps_multi
+from protolib.reproduce import table2_maps
 
 RECIPE = train.Recipe(epochs=1)
 
@@ -15,24 +16,24 @@ def digits():
 
 
 def test_profile_maps_are_fit_maps_with_the_profiles_settings_and_share_its_cache(digits):
-    fitted, cached = maps_eval.profile_maps(digits, blocks=("B4",), progress=False)
+    fitted, cached = table2_maps.profile_maps(digits, blocks=("B4",), progress=False)
     assert not cached
     ex = fitted["B4"]
     prof = config.get_profile("quick")
     assert (ex.k_per_class, ex.max_images_per_class, ex.norm) == (prof.k_per_class("digits"), 30, "pixel")
-    again, cached = maps_eval.fit_maps(digits.trained, digits.train_set, prof.k_per_class("digits"), 30, seed=0,
+    again, cached = table2_maps.fit_maps(digits.trained, digits.train_set, prof.k_per_class("digits"), 30, seed=0,
                                        blocks=("B4",), progress=False)
     assert cached and torch.equal(again["B4"].prototypes_, ex.prototypes_)     # one cache entry
-    block, cached = maps_eval.profile_maps(digits, blocks=("B4",), norm="block", progress=False)
+    block, cached = table2_maps.profile_maps(digits, blocks=("B4",), norm="block", progress=False)
     assert not cached and block["B4"].norm == "block"                           # another setting, another entry
 
 
 def test_table2_row_scores_the_cnn_and_both_block_sets(digits):
-    row, title = maps_eval.table2_row("digits", recipe=RECIPE)
+    row, title = table2_maps.table2_row("digits", recipe=RECIPE)
     assert title == digits.test_set.title
     assert set(row) == {(m, s) for m in ("CNN", "B4", "B234") for s in ("train", "test")}
     assert row[("CNN", "test")] == pytest.approx(digits.meta["test_accuracy"], abs=1e-4)   # the same forward passes
-    fitted, cached = maps_eval.profile_maps(digits, progress=False)
+    fitted, cached = table2_maps.profile_maps(digits, progress=False)
     assert cached                                                                # table2_row fitted them
     found, _ = maps_multi.explain_dataset_all({"B234": fitted["B234"]}, digits.test_set)
     y = torch.as_tensor(digits.test_set.targets)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .. import tables
-from ..quality.verdict import Verdict, verdict
+from ... import tables
+from ...quality.verdict import Verdict, verdict
 from .summary import across_seeds
 
 

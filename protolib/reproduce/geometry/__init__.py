@@ -11,8 +11,8 @@
 
 The command (resumable; one JSON file per seed in ``--out``, and seed 0's weights)::
 
-    python -m protolib.geometry --recipe w16 --seeds 0 1 2 --out protolib/results/geometry/w16
-    python -m protolib.geometry --recipe w16-at64 --seeds 0 1 2 --out protolib/results/geometry/w16-at64
+    python -m protolib.reproduce.geometry --recipe w16 --seeds 0 1 2 --out protolib/reproduce/results/geometry/w16
+    python -m protolib.reproduce.geometry --recipe w16-at64 --seeds 0 1 2 --out protolib/reproduce/results/geometry/w16-at64
 """
 
 from .recipe import RECIPES, GeometryRecipe, check_image_size, get_recipe  # noqa: F401

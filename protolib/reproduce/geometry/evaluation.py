@@ -17,10 +17,10 @@ import math
 
 import torch
 
-from ..explain import part_scores
-from ..maps_eval import eval_subset
-from ..quality import consistency as cs
-from ..quality import baselines, evaluate, methods, road
+from ...explain import part_scores
+from ..table2_maps import eval_subset
+from ...quality import consistency as cs
+from ...quality import baselines, evaluate, methods, road
 from .recipe import GeometryRecipe, check_image_size
 
 

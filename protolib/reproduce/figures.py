@@ -17,13 +17,14 @@ from typing import Sequence
 
 import torch
 
-from . import config, data, features, maps_eval, paper, train
-from .explain import maps_multi
-from .kmex import KMExClassifier
-from .explain.patches import representative_patches
-from .sem import classifier_prototypes
-from .viz import plot_prototype_umap, prototype_umap
-from .explain.widgets import MapExplorer
+from .. import config, data, features, train
+from ..explain import maps_multi
+from ..kmex import KMExClassifier
+from ..explain.patches import representative_patches
+from ..sem import classifier_prototypes
+from ..viz import plot_prototype_umap, prototype_umap
+from ..explain.widgets import MapExplorer
+from . import paper, table2_maps
 
 FALLBACK = ("birds", "mnist", "digits")
 
@@ -116,8 +117,8 @@ def figure1(choice: FigureData, profile: str | config.Profile | None = None, see
     prof = config.get_profile(profile)
     trained = train.load_or_train(choice.dataset, profile=prof, seed=seed)
     train_set, test_set = data.load(choice.dataset, "train"), data.load(choice.dataset, "test")
-    images, _ = maps_eval.budget(prof)
-    explainers, _ = maps_eval.fit_maps(trained, train_set, prof.k_per_class(choice.dataset), images, seed)
+    images, _ = table2_maps.budget(prof)
+    explainers, _ = table2_maps.fit_maps(trained, train_set, prof.k_per_class(choice.dataset), images, seed)
     fig, index = render_figure1(explainers, train_set, test_set, choice.classes)
     return fig, index, explainers
 

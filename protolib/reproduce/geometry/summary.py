@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from ..quality.stats import markdown_table
+from ...quality.stats import markdown_table
 
 SECTIONS = ("localisation", "areas", "road", "randomisation", "parts", "consistency")
 

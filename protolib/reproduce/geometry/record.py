@@ -1,6 +1,6 @@
 """The 224 px record: per seed, train (or load) the backbone, fit the maps, score Table 2's rows
 and chapter 8's evaluation, and write ``<out>/<recipe>-seed<seed>.json`` atomically after each step
-(and, for the seeds of :data:`protolib.geometry.live.WEIGHTS_SEEDS`, the backbone's weights, so
+(and, for the seeds of :data:`protolib.reproduce.geometry.live.WEIGHTS_SEEDS`, the backbone's weights, so
 that a reader can recompute a slice of the record without training).
 
 A seed's file holds its provenance (recipe and profile, seed, code version, machine, device,
@@ -20,9 +20,10 @@ from typing import Sequence
 
 import torch
 
-from .. import config, data, features, maps_eval, paper, store, train
-from ..kmex import KMExClassifier
-from ..reproduce import git_commit, machine
+from ... import config, data, features, store, train
+from .. import paper, table2_maps
+from ...kmex import KMExClassifier
+from ..records import git_commit, machine
 from . import birds_tiny  # noqa: F401  (registers the tiny testbed)
 from .evaluation import evaluate_seed
 from .live import WEIGHTS_SEEDS, save_weights, train_backbone
@@ -32,7 +33,7 @@ STEPS = ("table2", "evaluation")
 
 
 def record_folder(recipe: str | GeometryRecipe) -> Path:
-    """Where the repository keeps a recipe's record (package data): ``protolib/results/geometry/<recipe>``."""
+    """Where the repository keeps a recipe's record (package data): ``protolib/reproduce/results/geometry/<recipe>``."""
     return Path(__file__).resolve().parent.parent / "results" / "geometry" / get_recipe(recipe).name
 
 
@@ -52,9 +53,9 @@ def provenance(recipe: GeometryRecipe, seed: int, code: str, device: torch.devic
 def table2(trained: train.TrainResult, recipe: GeometryRecipe, seed: int, device, progress: bool) -> tuple[dict, dict]:
     """Table 2's CNN, KMEx (K/C=5 on pooled embeddings) and ours B4/B234 accuracies (%), and the maps."""
     train_set, test_set = data.load(recipe.dataset, "train"), data.load(recipe.dataset, "test")
-    explainers, cached = maps_eval.fit_maps(trained, train_set, recipe.k_per_class, recipe.images_per_class,
+    explainers, cached = table2_maps.fit_maps(trained, train_set, recipe.k_per_class, recipe.images_per_class,
                                             seed=seed, progress=progress)
-    acc = maps_eval.map_accuracies(explainers, train_set, test_set, recipe.eval_train)
+    acc = table2_maps.map_accuracies(explainers, train_set, test_set, recipe.eval_train)
     emb = {s: features.embed(trained.model, ds, device=device, progress=progress)
            for s, ds in (("train", train_set), ("test", test_set))}
     clf = KMExClassifier(paper.KMEX_TABLE_K, random_state=seed).fit(emb["train"].z.double().numpy(),
