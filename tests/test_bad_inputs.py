@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from conftest import write_idx
 from protolib import config, data, features, sem, train
-from protolib.explain import cam, maps, maps_cache, maps_multi
+from protolib.explain import cam, maps, maps_multi
 from protolib.data.mnist import read_idx
 from protolib.kmex import KMExClassifier
 from protolib.hooks import capture

@@ -1,6 +1,5 @@
 """Part-alignment scores against scikit-learn, and representative patches."""
 
-import numpy as np
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score

@@ -6,7 +6,6 @@ import torchvision
 from torch import nn
 
 from protolib import data, sem, train
-from protolib.models import build_model
 
 
 class TinyCNN(nn.Module):

@@ -2,7 +2,6 @@
 
 import multiprocessing as mp
 import time
-import warnings
 
 import pytest
 import torch

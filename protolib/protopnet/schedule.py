@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import config, data, models, store
+from .. import config, data, models
 from ..run import Run, as_run
 from .. import train as cnn_train
 from .model import ProtoPNet
