@@ -3,7 +3,7 @@
 Generation is timed at each size asked for (one CPU thread, as the generator runs), in
 images/s and as a ratio against the quick backbone's training throughput at the same size
 measured in the same run (the generator should never be what the quick profile waits on).
-Training goes through ``protolib.train.load_or_train("birds")``: a cached backbone is reported
+Training goes through ``protolib.core.train.load_or_train("birds")``: a cached backbone is reported
 as cached with the time it took when it was trained; ``--retrain`` trains afresh in a temporary
 cache.
 
@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from protolib import config, data, train
-from protolib.data import birds
+from protolib.core import config, data, train
+from protolib.core.data import birds
 
 
 def generation_rate(size: int, n_per_class: int, num_classes: int = 20) -> tuple[float, int]:
@@ -34,7 +34,7 @@ def generation_rate(size: int, n_per_class: int, num_classes: int = 20) -> tuple
 
 def training_rate(size: int, steps: int = 2, batch: int = 64) -> float:
     """Images/s of SGD steps of the quick backbone on random tensors at ``size`` px (after a warm-up)."""
-    from protolib.models import build_model
+    from protolib.core.models import build_model
 
     torch.manual_seed(0)
     model = build_model(config.get_profile().arch, 20).train()

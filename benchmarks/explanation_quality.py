@@ -1,4 +1,4 @@
-"""Cost of each explanation-quality metric of protolib.quality, in milliseconds per image.
+"""Cost of each explanation-quality metric of protolib.evaluation, in milliseconds per image.
 
 On the cached quick-profile birds backbone and its explanation maps (the setup of the
 explanation-maps chapter; trained and fitted first if the cache is cold), for a batch of
@@ -21,12 +21,12 @@ import time
 
 import torch
 
-from protolib import config, data, train
-from protolib.explain import part_scores
+from protolib.core import config, data, train
+from protolib.evaluation import faithfulness as fa
+from protolib.evaluation import localisation as lo
+from protolib.evaluation import methods, sanity
+from protolib.method.explain import part_scores
 from protolib.reproduce.table2_maps import budget, fit_maps
-from protolib.quality import faithfulness as fa
-from protolib.quality import localisation as lo
-from protolib.quality import methods, sanity
 
 
 def timed(fn, repeat: int) -> list[float]:

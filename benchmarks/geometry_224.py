@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from protolib.explain.maps import ExplanationMaps
-from protolib.explain.maps_multi import explain_all
-from protolib.models import build_model
+from protolib.core.models import build_model
+from protolib.method.explain.maps import ExplanationMaps
+from protolib.method.explain.maps_multi import explain_all
 from protolib.reproduce.records import machine
 
 

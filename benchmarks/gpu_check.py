@@ -101,9 +101,10 @@ def main() -> None:
     os.environ["PROTOLIB_PROFILE"] = "paper"
     os.environ["PROTOLIB_CACHE"] = str(work / "cache")  # fresh: every step computes, nothing is read back
 
-    from protolib import config, data, features, protopnet, train
-    from protolib.explain import maps, maps_multi
-    from protolib.kmex import KMExClassifier
+    from protolib.baselines import protopnet
+    from protolib.core import config, data, features, train
+    from protolib.method.explain import maps, maps_multi
+    from protolib.method.kmex import KMExClassifier
 
     name = args.dataset
     prof, device = config.get_profile(), config.get_device()

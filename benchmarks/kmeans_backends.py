@@ -1,7 +1,7 @@
 """Time and inertia of protolib's default k-means against scikit-learn and faiss-cpu, in one run.
 
 Shapes (``--sizes``): ``cub`` = one CUB class (23,520 x 896, k=10), ``200k`` = 200,000 x 896 (k=5),
-``1m`` = 1,000,000 x 896 (k=10). The rows are :mod:`protolib.synthetic_pixels` (12 part patterns per
+``1m`` = 1,000,000 x 896 (k=10). The rows are :mod:`protolib.method.explain.synthetic_pixels` (12 part patterns per
 block + noise, ReLU'd, normalised as eq. 8; seeded batch by batch). They are made once and kept in
 a float32 file (``--data-dir``); in-memory methods load it, ``1m``'s protolib and faiss-default read
 it as a stream of 50,176-row batches (a loader: plain file reads, so the file's pages are not the
@@ -9,8 +9,8 @@ process's resident memory).
 
 Methods (``--methods``), all on the same threads (torch, OpenMP and BLAS defaults), seed 0:
 
-* ``protolib``: :func:`protolib.explain.kmeans.kmeans` with its defaults (``1m``:
-  :func:`~protolib.explain.kmeans_backends.streaming_kmeans` with its defaults, streamed);
+* ``protolib``: :func:`protolib.method.explain.kmeans.kmeans` with its defaults (``1m``:
+  :func:`~protolib.method.explain.kmeans_backends.streaming_kmeans` with its defaults, streamed);
 * ``sk-lloyd``, ``sk-elkan``: scikit-learn ``KMeans`` (k-means++, n_init=1, its defaults);
 * ``faiss-def``: ``faiss.Kmeans`` with its defaults (random init, 25 iterations, at most 256 sampled
   points per centroid), then one search for the labels (``1m``: its sample drawn from the file,
@@ -38,7 +38,7 @@ import time
 import numpy as np
 import torch
 
-from protolib.synthetic_pixels import BATCH_ROWS, stream
+from protolib.method.explain.synthetic_pixels import BATCH_ROWS, stream
 
 SIZES = {"cub": (23_520, 10), "200k": (200_000, 5), "1m": (1_000_000, 10)}
 METHODS = ("protolib", "sk-lloyd", "sk-elkan", "faiss-def", "faiss-all")
@@ -96,7 +96,7 @@ def fit(method: str, size: str, path: str):
     n, k = SIZES[size]
     streamed = size == "1m" and method in ("protolib", "faiss-def")
     if streamed and method == "protolib":
-        from protolib.explain.kmeans_backends import streaming_kmeans
+        from protolib.method.explain.kmeans_backends import streaming_kmeans
 
         return lambda: streaming_kmeans(loader(path), k, seed=0).centers
     if streamed:
@@ -109,7 +109,7 @@ def fit(method: str, size: str, path: str):
         return faiss_stream
     x = np.fromfile(path, np.float32).reshape(n, D)
     if method == "protolib":
-        from protolib.explain.kmeans import kmeans
+        from protolib.method.explain.kmeans import kmeans
 
         xt = torch.from_numpy(x)
         return lambda: kmeans(xt, k, seed=0).centers

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from protolib import config, data
+from protolib.core import config, data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import make_cub  # noqa: E402  (the real-format writer the tests use)

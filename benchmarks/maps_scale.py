@@ -1,4 +1,4 @@
-"""Scale and speed of the multi-depth explanation maps (protolib.explain.maps, protolib.explain.cam).
+"""Scale and speed of the multi-depth explanation maps (protolib.method.explain.maps, protolib.method.explain.cam).
 
 Part 1, memory: a CUB-sized fit on synthetic activations. For each of ``--classes`` classes,
 ``--images`` images of a ResNet34 at 224 px are simulated block by block (layer2 128 x 28 x 28,
@@ -26,9 +26,9 @@ import time
 import torch
 import torchvision
 
-from protolib import config
-from protolib.explain import cam, maps, maps_multi
-from protolib.models import build_model
+from protolib.core import config
+from protolib.core.models import build_model
+from protolib.method.explain import cam, maps, maps_multi
 
 GRIDS = {"layer2": (128, 28), "layer3": (256, 14), "layer4": (512, 7)}  # ResNet34 at 224 px
 

@@ -16,7 +16,8 @@ import time
 import torch
 from torch.utils.data import Subset
 
-from protolib import config, data, protopnet
+from protolib.baselines import protopnet
+from protolib.core import config, data
 
 
 def timed(fn) -> float:

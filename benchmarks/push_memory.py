@@ -1,6 +1,6 @@
 """Peak memory of ProtoPNet's push boxes on CUB-sized inputs: this tree against another revision.
 
-The box step of push (``protolib.protopnet.push._describe``) computes each pushed prototype's
+The box step of push (``protolib.baselines.protopnet.push._describe``) computes each pushed prototype's
 similarity map at full image resolution. The inputs have CUB's sizes: 200 classes x 10
 prototypes, 224 px images, a ResNet34 backbone (random weights), every prototype pushed onto a
 different image of its class (the worst case: ``--images`` images, 2000 by default on CUB,
@@ -33,12 +33,12 @@ def rss_mib() -> float:
 
 def measure(push_source: str | None, images: int, batch_size: int) -> dict:
     """Run the box step of push (from ``push_source``, else this tree) and report its memory."""
-    from protolib.protopnet import build_protopnet
-    from protolib.protopnet import push as push_module
+    from protolib.baselines.protopnet import build_protopnet
+    from protolib.baselines.protopnet import push as push_module
 
     if push_source is not None:  # another revision's push.py, imported inside the package
-        module = types.ModuleType("protolib.protopnet._push_other")
-        module.__package__ = "protolib.protopnet"
+        module = types.ModuleType("protolib.baselines.protopnet._push_other")
+        module.__package__ = "protolib.baselines.protopnet"
         sys.modules[module.__name__] = module  # dataclasses look their module up there
         exec(compile(Path(push_source).read_text(), push_source, "exec"), module.__dict__)
         push_module = module

@@ -20,7 +20,7 @@ import time
 
 WORKER = """
 import sys, time, torch
-from protolib.models import build_model
+from protolib.core.models import build_model
 threads, steps, batch = map(int, sys.argv[1:4])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

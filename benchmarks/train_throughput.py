@@ -15,8 +15,8 @@ import time
 import torch
 from torch import nn
 
-from protolib import config
-from protolib.models import build_model
+from protolib.core import config
+from protolib.core.models import build_model
 
 
 def images_per_second(arch: str, size: int, batch: int, steps: int, device: torch.device) -> float:

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import torch
 
-from protolib import backbone, data, train
+from protolib.core import backbone, data, train
 
 
 def _trained(from_cache: bool) -> train.TrainResult:

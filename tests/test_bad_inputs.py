@@ -12,17 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_idx
 from sklearn.exceptions import NotFittedError
+from tiny_nets import TinyImages, TinyNet
 from torch.utils.data import Dataset
 
-from conftest import write_idx
-from protolib import config, data, features, sem, train
-from protolib.explain import cam, maps, maps_multi
-from protolib.data.mnist import read_idx
-from protolib.kmex import KMExClassifier
-from protolib.hooks import capture
-from protolib.models import build_model
-from tiny_nets import TinyImages, TinyNet
+from protolib.core import config, data, features, train
+from protolib.core.data.mnist import read_idx
+from protolib.core.hooks import capture
+from protolib.core.models import build_model
+from protolib.method import theorem1
+from protolib.method.explain import cam, maps, maps_multi
+from protolib.method.kmex import KMExClassifier
 
 X2 = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
 Y2 = np.array([0, 0, 1, 1])
@@ -226,9 +227,9 @@ CASES = [
     ("embed an empty dataset", lambda: features.embed(TinyNet(), Images(torch.zeros(0, 2, 8, 8), []), progress=False),
      ValueError, "dataset is empty"),
     # Theorem 1 (sem)
-    ("evidence maps of a NaN image", lambda: sem.evidence_maps(TinyNet(), images(value=float("nan"))), ValueError,
+    ("evidence maps of a NaN image", lambda: theorem1.evidence_maps(TinyNet(), images(value=float("nan"))), ValueError,
      r"batch indices \[1\]"),
-    ("theorem 1 check on one unbatched image", lambda: sem.theorem1_check(TinyNet(), images()[0]), ValueError,
+    ("theorem 1 check on one unbatched image", lambda: theorem1.theorem1_check(TinyNet(), images()[0]), ValueError,
      "unsqueeze"),
     # training
     ("recipe with 0 epochs", lambda: train.Recipe(epochs=0), ValueError, "epochs must be an integer >= 1, got 0"),
@@ -237,7 +238,7 @@ CASES = [
     ("train on an empty dataset", lambda: train.fit(TinyNet(), Images(torch.zeros(0, 2, 8, 8), []), train.Recipe(1)),
      ValueError, "train_set is empty"),
     ("train with a dict as recipe", lambda: train.fit(TinyNet(), TinyImages(), {"epochs": 1}), TypeError,
-     "recipe must be a protolib.train.Recipe, got dict"),
+     "recipe must be a protolib.core.train.Recipe, got dict"),
     ("train on string labels", lambda: train.fit(TinyNet(), Images(torch.zeros(2, 2, 8, 8), ["a", "b"]),
                                                  train.Recipe(1)), TypeError, "integer class indices"),
 ]

@@ -4,10 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from protolib import data
-from protolib.data import birds
-from protolib.data.birds import render as D
-from protolib.data.birds.species import ATTRIBUTES, DECIDING, attribute_index, make_species, part_id
+from protolib.core import data
+from protolib.core.data import birds
+from protolib.core.data.birds import render as D
+from protolib.core.data.birds.species import (
+    ATTRIBUTES,
+    DECIDING,
+    attribute_index,
+    make_species,
+    part_id,
+)
 
 
 def _attrs(species, classes):

@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torchvision
-
-from protolib.explain import cam, maps
-from protolib.gap import split_gap_linear
-from protolib.hooks import block_outputs
-from protolib.models import build_model
 from tiny_nets import GAP_CNN_STAGES, A, B, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
+
+from protolib.core.gap import split_gap_linear
+from protolib.core.hooks import block_outputs
+from protolib.core.models import build_model
+from protolib.method.explain import cam, maps
 
 AB = paint({A: slice(0, 4), B: slice(4, 8)}).unsqueeze(0)  # layer4: left column (1,0,1), right (0,1,1)
 

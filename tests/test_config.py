@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from protolib import config
+from protolib.core import config
 
 
 def test_default_profile_is_quick():

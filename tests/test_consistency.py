@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from protolib.quality import consistency as cs
+from protolib.evaluation import consistency as cs
 
 P = 3  # part ids: 0 background, 1 "head" (top-left block), 2 "body" (bottom-right block)
 

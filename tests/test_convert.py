@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from protolib._convert import dataset_image, to_numpy
+from protolib.core.convert import dataset_image, to_numpy
 
 
 def test_to_numpy_of_a_tensor_with_gradient_and_of_a_list():

@@ -5,12 +5,11 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, make_mnist, write_idx, write_stl10
 from PIL import Image
 
-from protolib import data
-from protolib.data.mnist import read_idx
-
-from conftest import SHARED_DATA, make_mnist, write_idx, write_stl10
+from protolib.core import data
+from protolib.core.data.mnist import read_idx
 
 
 def test_unknown_dataset_names_the_registered_ones():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protolib import data, reproduce
+from protolib import reproduce
+from protolib.core import data
 from protolib.reproduce import departures
 
 

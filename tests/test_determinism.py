@@ -1,4 +1,4 @@
-"""protolib.determinism: exact() switches every non-exact setting off and restores them all;
+"""protolib.core.determinism: exact() switches every non-exact setting off and restores them all;
 tolerance() follows the dtype (and TF32 on CUDA)."""
 
 import os
@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
-from protolib import determinism
-from protolib.determinism import CUBLAS_ENV
+from protolib.core import determinism
+from protolib.core.determinism import CUBLAS_ENV
 
 
 def _loosen():
@@ -94,33 +94,36 @@ def test_bad_tolerance_inputs_are_named():
 
 
 def test_banner_says_when_a_chapter_runs_on_a_gpu(monkeypatch):
-    from protolib import config
+    from protolib.core import config
     monkeypatch.setenv("PROTOLIB_DEVICE", "cpu")
     assert "GPU run" not in config.describe()
     monkeypatch.setattr(config, "get_device", lambda device=None: torch.device("cuda", 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "Test GPU 80GB")
     text = config.describe()
     assert "device           : cuda:0 (Test GPU 80GB)" in text
-    assert "GPU run          : on a GPU;" in text and "protolib.determinism.exact()" in text
+    assert "GPU run          : on a GPU;" in text and "protolib.core.determinism.exact()" in text
 
 
 def test_theorem1_check_restores_the_callers_settings(restore_torch):
-    from protolib import sem
     from tiny_nets import TinyNet
+
+    from protolib.method import theorem1
     _loosen()
     before = determinism.state()
-    check = sem.theorem1_check(TinyNet(), torch.rand(2, 2, 8, 8), torch.float64)
+    check = theorem1.theorem1_check(TinyNet(), torch.rand(2, 2, 8, 8), torch.float64)
     assert check.max_abs_error < 1e-12 and determinism.state() == before
 
 
 def test_the_chapters_checked_calls_run_inside_exact_on_the_cpu(restore_torch):
     """What chapters 1, 4, 5 and 6 run inside exact(): no CPU op refuses deterministic mode, and
     the numbers are those computed outside it, bit for bit."""
-    from protolib import protopnet, sem
-    from protolib.explain import cam, maps
-    from protolib.models import build_model
     from test_protopnet import TinySet, tiny_model
     from test_viz_maps import _tiny_rgb_dataset
+
+    from protolib.baselines import protopnet
+    from protolib.core.models import build_model
+    from protolib.method import theorem1
+    from protolib.method.explain import cam, maps
     torch.manual_seed(0)
     net, ds = build_model("resnet18", 2).eval(), _tiny_rgb_dataset()
     x = torch.stack([ds[i][0] for i in range(4)])
@@ -128,7 +131,7 @@ def test_the_chapters_checked_calls_run_inside_exact_on_the_cpu(restore_torch):
     pnet, pds = tiny_model(), TinySet()
 
     def run():
-        return (sem.evidence_maps(net, x)[1], cam.last_block_attribution(net, x)[0],
+        return (theorem1.evidence_maps(net, x)[1], cam.last_block_attribution(net, x)[0],
                 cam.importance_maps(ex, x).maps["B234"], ex["B234"].features(x),
                 cam.grad_cam(net, x, torch.zeros(4, dtype=torch.long), layer="layer4"),
                 protopnet.explain(pnet.eval(), pds.x[0], top=3).contributions)

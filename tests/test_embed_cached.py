@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from protolib import data, features, store
-from protolib.models import build_model
-from protolib.train import TrainResult
+from protolib.core import data, features, store
+from protolib.core.models import build_model
+from protolib.core.train import TrainResult
 
 
 def test_embed_cached_matches_embed_and_reads_the_cache(tmp_path, monkeypatch):

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from protolib import data, gap, hooks, models, store
-from protolib.data.birds import make_species, render
-from protolib.data.birds.species import PART_NAMES, part_id
-from protolib.explain.maps import ExplanationMaps
+from protolib.core import data, gap, hooks, models, store
+from protolib.core.data.birds import make_species, render
+from protolib.core.data.birds.species import PART_NAMES, part_id
+from protolib.core.narrow_resnet import narrow_resnet
+from protolib.evaluation.consistency import check_masks
+from protolib.method.explain.maps import ExplanationMaps
 from protolib.reproduce.geometry import RECIPES, check_image_size
-from protolib.narrow_resnet import narrow_resnet
-from protolib.quality.consistency import check_masks
 
 
 @pytest.fixture(scope="module")

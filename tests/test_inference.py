@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from protolib.inference import map_batches
+from protolib.core.inference import map_batches
 
 CPU = torch.device("cpu")
 

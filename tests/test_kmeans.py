@@ -6,7 +6,14 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 
-from protolib.explain.kmeans import FULL_PER_CENTRE, _pass, assign, chunk_rows, kmeans, ward_merge
+from protolib.method.explain.kmeans import (
+    FULL_PER_CENTRE,
+    _pass,
+    assign,
+    chunk_rows,
+    kmeans,
+    ward_merge,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
-
-from protolib.explain import maps, maps_cache
-from protolib.explain.kmeans import kmeans
-from protolib.explain.kmeans_backends import BACKENDS, cluster, streaming_kmeans
 from tiny_nets import TinyImages, TinyNet
+
+from protolib.method.explain import maps, maps_cache
+from protolib.method.explain.kmeans import kmeans
+from protolib.method.explain.kmeans_backends import BACKENDS, cluster, streaming_kmeans
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def client():
 def test_dask_engine_gives_the_exact_backends_centres_from_the_same_start(client):
     import dask.array as da
 
-    from protolib.explain.kmeans_dask import dask_kmeans
+    from protolib.method.explain.kmeans_dask import dask_kmeans
 
     x = torch.from_numpy(np.maximum(np.random.default_rng(3).normal(size=(3000, 24)), 0).astype(np.float32))
     init = x[[5, 500, 1000, 2000, 2999]].clone()
@@ -137,7 +137,7 @@ def test_dask_engine_gives_the_exact_backends_centres_from_the_same_start(client
 
 
 def test_dask_feature_extraction_runs_the_forward_passes_as_tasks(client):
-    from protolib.explain.kmeans_dask import class_pixels
+    from protolib.method.explain.kmeans_dask import class_pixels
 
     ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2", "layer4"], progress=False)
     data = TinyImages()

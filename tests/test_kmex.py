@@ -9,8 +9,13 @@ from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestCentroid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from protolib.kmex import KMExClassifier, SmallClassWarning, inspect_prototypes, squared_distances
-from protolib.similarity import log_similarity
+from protolib.method.kmex import (
+    KMExClassifier,
+    SmallClassWarning,
+    inspect_prototypes,
+    squared_distances,
+)
+from protolib.method.similarity import log_similarity
 
 
 @parametrize_with_checks([KMExClassifier(n_init=2, random_state=0)])

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 import torchvision
-
-from protolib.explain import blocks, maps, maps_multi
-from protolib.hooks import block_outputs
 from tiny_nets import GAP_CNN_STAGES, A, B, C, D, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
+
+from protolib.core.hooks import block_outputs
+from protolib.method.explain import blocks, maps, maps_multi
 
 
 def test_block_sets_are_named_as_in_the_paper():
@@ -174,7 +174,7 @@ def test_fit_all_and_explain_dataset_all_share_passes_and_agree_with_single_fits
 
 
 def test_load_or_fit_caches_the_fitted_state(tmp_path):
-    from protolib.explain.maps_cache import load_or_fit
+    from protolib.method.explain.maps_cache import load_or_fit
 
     net, ds = TinyNet(), TinyImages()
     make = lambda: {"B4": maps.ExplanationMaps(net, "B4", k_per_class=2, progress=False),  # noqa: E731

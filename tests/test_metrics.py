@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from protolib.metrics import (accuracy, alignment_cosines, neighbour_agreement, rescale_to_class_norm,
-                              train_test_accuracy)
+from protolib.method.metrics import (
+    accuracy,
+    alignment_cosines,
+    neighbour_agreement,
+    rescale_to_class_norm,
+    train_test_accuracy,
+)
 
 
 def test_alignment_on_hand_made_vectors():

@@ -5,10 +5,10 @@ import torch
 import torchvision
 from torch import nn
 
-from protolib import gap, hooks
-from protolib.gap import UnsupportedHeadError, split_gap_linear
-from protolib.hooks import capture
-from protolib.models import WeightsUnavailableError, build_model
+from protolib.core import gap, hooks
+from protolib.core.gap import UnsupportedHeadError, split_gap_linear
+from protolib.core.hooks import capture
+from protolib.core.models import WeightsUnavailableError, build_model
 
 GAP_FAMILIES = ["resnet18", "densenet121", "efficientnet_b0", "mobilenet_v2", "regnet_y_400mf"]
 

@@ -55,4 +55,4 @@ def test_every_listed_name_resolves():
 def test_resolve_fails_on_a_name_that_does_not_exist():
     import pytest
     with pytest.raises(AttributeError):
-        resolve("protolib.explain.blocks.no_such_function")
+        resolve("protolib.method.explain.blocks.no_such_function")

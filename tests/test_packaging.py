@@ -7,13 +7,13 @@ import importlib.util
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
-from protolib import _extras
+from protolib.core import extras as _extras
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -117,14 +117,14 @@ def test_protolib_imports_optional_packages_only_through_require():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in _extras.OPTIONAL]
-    assert not offenders, f"import these through protolib._extras.require: {offenders}"
+    assert not offenders, f"import these through protolib.core.extras.require: {offenders}"
 
 
 CALLS = [
-    ("faiss", lambda: __import__("protolib.explain.kmeans_backends", fromlist=["x"])._import_faiss()),
-    ("dask", lambda: __import__("protolib.explain.kmeans_dask", fromlist=["x"])._import_dask()),
+    ("faiss", lambda: __import__("protolib.method.explain.kmeans_backends", fromlist=["x"])._import_faiss()),
+    ("dask", lambda: __import__("protolib.method.explain.kmeans_dask", fromlist=["x"])._import_dask()),
     ("umap", lambda: __import__("protolib.viz", fromlist=["x"]).prototype_umap(*[None] * 7)),
-    ("captum", lambda: __import__("protolib.explain.cam", fromlist=["x"]).grad_cam(None, None, 0)),
+    ("captum", lambda: __import__("protolib.method.explain.cam", fromlist=["x"]).grad_cam(None, None, 0)),
 ]
 
 

@@ -5,7 +5,6 @@ import pytest
 from protolib.reproduce import paper
 
 
-
 def test_table1_spot_values():
     assert paper.TABLE1["CNN"]["mnist"] == (0.48, -0.05)
     assert paper.TABLE1["CNN"]["cub200"] == (0.51, 0.00)

@@ -14,9 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
-
 from conftest import make_mnist, write_resnet_weights
+from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.paper_smoke

@@ -20,11 +20,11 @@ import time
 import matplotlib
 import numpy as np
 import pytest
-
-from protolib import config, reproduce
-from protolib.reproduce import figures
-
 from conftest import make_cub, make_mnist, make_stl10, write_resnet_weights
+
+from protolib import reproduce
+from protolib.core import config
+from protolib.reproduce import figures
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.paper_smoke

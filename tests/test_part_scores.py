@@ -3,10 +3,11 @@
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-from protolib.explain import maps, part_scores as ps
-from protolib.explain.patches import patch_box, representative_patches
 from tiny_nets import TinyImages, TinyNet
+
+from protolib.method.explain import maps
+from protolib.method.explain import part_scores as ps
+from protolib.method.explain.patches import patch_box, representative_patches
 
 
 def test_nmi_and_purity_match_scikit_learn_and_hand_values():

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from protolib import protopnet, store
-from protolib.protopnet import ProtoPNet, ProtoPNetRecipe
+from protolib.baselines import protopnet
+from protolib.baselines.protopnet import ProtoPNet, ProtoPNetRecipe
+from protolib.core import store
 
 
 class TinySet(Dataset):
@@ -227,8 +228,8 @@ def test_push_refuses_a_class_without_images():
 
 
 def test_receptive_field_of_known_networks_and_its_gradient_support():
-    from protolib.gap import split_gap_linear
-    from protolib.models import build_model
+    from protolib.core.gap import split_gap_linear
+    from protolib.core.models import build_model
 
     rf18 = protopnet.receptive_field(split_gap_linear(build_model("resnet18", 10)).encoder)
     assert (rf18.size, rf18.stride) == (435, 32)                       # the textbook ResNet18 value
@@ -373,7 +374,7 @@ def test_alignment_cosines_match_their_definition(mode):
 
 
 def test_mean_mode_equals_protolib_metrics_on_averaged_latents():
-    from protolib import metrics
+    from protolib.method import metrics
 
     ds, model = TinySet(), tiny_model()
     ours = protopnet.alignment_cosines(model, ds, mode="mean")
@@ -385,7 +386,7 @@ def test_mean_mode_equals_protolib_metrics_on_averaged_latents():
 def test_figures_draw_what_they_are_given():
     import matplotlib
     matplotlib.use("Agg")
-    from protolib.protopnet import viz
+    from protolib.viz import protopnet as viz
 
     ds, model = TinySet(), tiny_model()
     state = protopnet.run_schedule(model, ds, ds, tiny_recipe(), progress=False)

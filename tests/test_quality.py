@@ -4,12 +4,14 @@ import math
 
 import pytest
 import torch
+from tiny_nets import GAP_CNN_STAGES, A, B, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 from torch import nn
 
-from protolib.explain import cam, maps
-from protolib.quality import baselines, evaluate, faithfulness as fa, localisation as lo, methods, sanity
-from protolib.quality.stats import above, markdown_table, mean_ci
-from tiny_nets import GAP_CNN_STAGES, A, B, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
+from protolib.evaluation import baselines, evaluate, methods, sanity
+from protolib.evaluation import faithfulness as fa
+from protolib.evaluation import localisation as lo
+from protolib.evaluation.stats import above, markdown_table, mean_ci
+from protolib.method.explain import cam, maps
 
 W = torch.tensor([[4.0, 3.0], [2.0, 1.0]])  # a 2 x 2 image, one channel
 
@@ -186,7 +188,7 @@ def test_randomisation_table_lists_every_spearman_then_the_first_and_last_ssim()
 
 
 def test_toy_mean_channel_net_has_closed_form_curves_and_shares():
-    from protolib.quality import toy
+    from protolib.evaluation import toy
     net, x, mask = toy.mean_channel_net(), toy.ramp_image(), toy.corner_bird()
     assert net(x).tolist() == [[7.5, 0.0]]                    # mean of 0..15, and 0
     dele = fa.curve(net, x, x[:, 0], 0, "deletion", steps=4, baseline="mean", score="logit")

@@ -11,10 +11,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from protolib import config, data, reproduce, store
+from protolib import reproduce
+from protolib.core import config, data, store
+from protolib.core.data import digits
+from protolib.core.data.base import DatasetNotFoundError, TensorImages
 from protolib.reproduce import cli, keys, protocol, records, steps, tables
-from protolib.data import digits
-from protolib.data.base import DatasetNotFoundError, TensorImages
 
 TINY = config.Profile(name="tiny", arch="resnet18", pretrained=False, epochs={"default": 1},
                       k_per_class_by_dataset={"default": 2}, runs=2, batch_size=32)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from protolib.quality import road
+from protolib.evaluation import road
 
 pytest.importorskip("pytorch_grad_cam")
 
@@ -25,7 +25,10 @@ def test_untie_keeps_order_and_breaks_ties():
 
 @pytest.mark.parametrize("p", [20, 30, 40, 60, 80, 90])
 def test_removed_share_is_nominal_on_a_piecewise_constant_map(p):
-    from pytorch_grad_cam.metrics.perturbation_confidence import RemoveLeastRelevantFirst, RemoveMostRelevantFirst
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        RemoveLeastRelevantFirst,
+        RemoveMostRelevantFirst,
+    )
 
     kept = {}
     capture = lambda key: lambda img, mask: kept.__setitem__(key, mask.clone()) or img  # noqa: E731

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protolib import config, data, protopnet, store
+from protolib.baselines import protopnet
+from protolib.core import config, data, store
+from protolib.core.run import Run, as_run
 from protolib.reproduce import table2_maps
-from protolib.run import Run, as_run
 
 
 def test_resolve_reads_the_environment_once(monkeypatch):
@@ -65,6 +66,6 @@ def test_profile_facts_live_on_the_profile():
 def test_the_docstring_example_runs():
     import doctest
 
-    import protolib.run
+    import protolib.core.run
 
-    assert doctest.testmod(protolib.run).attempted == 2 and doctest.testmod(protolib.run).failed == 0
+    assert doctest.testmod(protolib.core.run).attempted == 2 and doctest.testmod(protolib.core.run).failed == 0

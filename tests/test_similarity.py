@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from protolib.similarity import EPS, log_similarity
+from protolib.method.similarity import EPS, log_similarity
 
 
 def test_numpy_and_torch_give_the_hand_formula_bit_for_bit():

@@ -5,13 +5,13 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from tiny_nets import GAP_CNN_STAGES, ThreeStages, conv_relu, gap_cnn
 from torch import nn
 
-from protolib import stages
-from protolib.explain import blocks, maps
-from protolib.gap import UnsupportedHeadError
-from protolib.models import build_model
-from tiny_nets import GAP_CNN_STAGES, ThreeStages, conv_relu, gap_cnn
+from protolib.core import stages
+from protolib.core.gap import UnsupportedHeadError
+from protolib.core.models import build_model
+from protolib.method.explain import blocks, maps
 
 
 def wrapped() -> nn.Sequential:

@@ -6,10 +6,9 @@ import hashlib
 
 import pytest
 import torch
-
-from protolib import config, data, models, store, train
-
 from conftest import make_cub, make_mnist, write_resnet_weights
+
+from protolib.core import config, data, models, store, train
 
 
 def test_key_holds_the_kind_and_its_format_version(monkeypatch):
@@ -93,7 +92,7 @@ def test_epochs_override_leaves_the_profile_alone(monkeypatch):
     prof = config.get_profile("paper")
     assert prof.epochs_for("mnist") == prof.epochs_for("cub200") == 1 and config.PROFILES["paper"].epochs["cub200"] == 30
     assert "1 for every dataset ($PROTOLIB_EPOCHS override" in config.describe("paper")
-    from protolib.protopnet import recipe_for
+    from protolib.baselines.protopnet import recipe_for
     steps = [s.name for s in recipe_for("paper", "cub200").schedule()]
     assert steps == ["warm_up1-1", "joint2-2", "push", "last_layer"] and recipe_for("paper").last_layer_epochs == 1
     monkeypatch.setenv("PROTOLIB_EPOCHS", "zero")
@@ -152,8 +151,8 @@ def test_the_cache_root_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_protopnet_stages_are_files_of_the_store(tmp_path):
-    from protolib.protopnet import StageCache
-    from protolib.protopnet.model import ProtoPNet
+    from protolib.baselines.protopnet import StageCache
+    from protolib.baselines.protopnet.model import ProtoPNet
     model = ProtoPNet.from_cnn(models.build_model("resnet18", 2), 2, 1, 8)
     cache = StageCache(model, {"dataset": "d", "arch": "resnet18", "profile": "quick", "seed": 0}, cache_dir=tmp_path)
     file = cache.path(["warm_up1-1"])

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from protolib import backbone, config, train
-from protolib.explain import maps_multi
+from protolib.core import backbone, config, train
+from protolib.method.explain import maps_multi
 from protolib.reproduce import table2_maps
 
 RECIPE = train.Recipe(epochs=1)

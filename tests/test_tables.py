@@ -2,7 +2,7 @@
 
 import pytest
 
-from protolib import tables
+from protolib.core import tables
 
 
 def test_markdown_lays_out_header_rule_and_rows_exactly():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from protolib import data, store, train
-from protolib.models import build_model
+from protolib.core import data, store, train
+from protolib.core.models import build_model
 
 
 def _tiny_fit(seed: int) -> dict:

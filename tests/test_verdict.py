@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from protolib.quality.verdict import paired, runs_needed, verdict
+from protolib.evaluation.verdict import paired, runs_needed, verdict
 
 
 def test_one_pair_is_undecided_never_holds():
@@ -94,7 +94,7 @@ def test_pairs_by_seed_only_where_both_rows_have_one():
 def test_per_image_comparisons_are_the_same_verdict_paired_over_images():
     import torch
 
-    from protolib.quality.stats import above
+    from protolib.evaluation.stats import above
 
     a = torch.tensor([2.0, 3.0, 4.0, float("nan")])
     b = torch.tensor([1.0, 2.0, 3.1, 0.0])

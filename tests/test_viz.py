@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from protolib import data
-from protolib.kmex import KMExClassifier, inspect_prototypes
-from protolib.viz import PrototypeUMAP, plot_prototype_umap, prototype_gallery, prototype_umap, subsample_per_class
+from protolib.core import data
+from protolib.method.kmex import KMExClassifier, inspect_prototypes
+from protolib.viz import (
+    PrototypeUMAP,
+    plot_prototype_umap,
+    prototype_gallery,
+    prototype_umap,
+    subsample_per_class,
+)
 
 
 def test_subsample_per_class_is_seeded_and_capped():

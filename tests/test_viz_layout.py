@@ -8,13 +8,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-from protolib import viz_layout  # noqa: E402
-from protolib.explain import maps, viz_maps  # noqa: E402
-from protolib.explain.patches import representative_patches  # noqa: E402
-from protolib.explain.widgets import MapExplorer  # noqa: E402
-from protolib.models import build_model  # noqa: E402
 from test_viz_maps import _tiny_rgb_dataset  # noqa: E402
+
+from protolib.core.models import build_model  # noqa: E402
+from protolib.method.explain import maps
+from protolib.method.explain.patches import representative_patches  # noqa: E402
+from protolib.viz import layout as viz_layout  # noqa: E402
+from protolib.viz import maps as viz_maps  # noqa: E402
+from protolib.viz.widgets import MapExplorer  # noqa: E402
 
 
 def _readable(fig):
@@ -66,9 +67,9 @@ def test_segment_grid_and_figure1_are_readable():
 def test_umap_figure_and_protopnet_history_are_readable():
     import numpy as np
 
-    from protolib.protopnet.stages import StageResult
-    from protolib.protopnet.viz import plot_history
+    from protolib.baselines.protopnet.stages import StageResult
     from protolib.viz import PrototypeUMAP, plot_prototype_umap
+    from protolib.viz.protopnet import plot_history
     rng = np.random.default_rng(0)
     y = np.arange(40) % 4
     res = PrototypeUMAP(rng.normal(size=(40, 2)), y, rng.normal(size=(40, 2)), y, np.arange(4),

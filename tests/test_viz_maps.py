@@ -9,11 +9,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
-from protolib.explain import maps, maps_result, viz_maps  # noqa: E402
-from protolib.data.base import DatasetSpec, TensorImages  # noqa: E402
-from protolib.models import build_model  # noqa: E402
-from protolib.explain.patches import Patches, representative_patches  # noqa: E402
-from protolib.explain.widgets import MapExplorer  # noqa: E402
+from protolib.core.data.base import DatasetSpec, TensorImages  # noqa: E402
+from protolib.core.models import build_model  # noqa: E402
+from protolib.method.explain import maps, maps_result
+from protolib.method.explain.patches import Patches, representative_patches  # noqa: E402
+from protolib.viz import maps as viz_maps  # noqa: E402
+from protolib.viz.widgets import MapExplorer  # noqa: E402
 
 
 def test_segment_colours_follow_segment_size_and_match_patch_borders():

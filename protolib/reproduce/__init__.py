@@ -20,9 +20,16 @@ The names below are the ones a chapter needs; the rest is in the modules.
 """
 
 from .keys import Settings, seed_for
-from .steps import RunArtefacts
-from .protocol import ALL_DATASETS, OFFLINE, Outcome, Reproduction, run, with_record
+from .protocol import (
+           ALL_DATASETS,
+           OFFLINE,
+           Outcome,
+           Reproduction,
+           run,
+           with_record,
+)
 from .records import STEPS, read, record, record_dir, write_outputs
+from .steps import RunArtefacts
 from .tables import TABLE1_ROWS, TABLE2_ROWS, aggregate, by_seed, markdown_table
 
 __all__ = ["Settings", "seed_for", "RunArtefacts", "ALL_DATASETS", "OFFLINE", "Outcome", "run", "Reproduction",

@@ -3,7 +3,7 @@
 Two situations, told apart by the provenance of each row:
 
 * **same setup**: the same torch, machine, thread count, device *and* code digest
-  (:func:`protolib.store.code_digest`) made both. Training is seeded and deterministic on the CPU,
+  (:func:`protolib.core.store.code_digest`) made both. Training is seeded and deterministic on the CPU,
   so every cell must be equal to the last bit: the tolerance is 0.
 * **otherwise** (another code version, machine or torch): floating-point sums in another order
   make training take another path, so the live run is one more draw of the same random
@@ -24,7 +24,7 @@ from typing import Sequence
 
 from scipy.stats import t as student_t
 
-from .tables import aggregate
+from protolib.reproduce.tables import aggregate
 
 SETUP = ("torch", "machine", "threads", "device", "code")
 LEVEL = 0.99

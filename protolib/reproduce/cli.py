@@ -14,11 +14,11 @@ import sys
 import time
 from typing import Sequence
 
-from .. import config, data
-from ..data import DatasetNotFoundError
-from .keys import seed_for
-from .protocol import ALL_DATASETS, run
-from .records import STEPS, write_outputs
+from protolib.core import config, data
+from protolib.core.data import DatasetNotFoundError
+from protolib.reproduce.keys import seed_for
+from protolib.reproduce.protocol import ALL_DATASETS, run
+from protolib.reproduce.records import STEPS, write_outputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

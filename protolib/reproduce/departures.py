@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .. import config, data, tables
-from . import paper
+from protolib.core import config, data, tables
+from protolib.reproduce import paper
 
 SETTINGS = ("backbone and init", "image size", "backbone epochs", "prototypes per class", "ProtoPNet schedule",
             "maps' k-means data", "data and split", "runs and seeds", "device")

@@ -17,14 +17,14 @@ from typing import Sequence
 
 import torch
 
-from .. import config, data, features, train
-from ..explain import maps_multi
-from ..kmex import KMExClassifier
-from ..explain.patches import representative_patches
-from ..sem import classifier_prototypes
-from ..viz import plot_prototype_umap, prototype_umap
-from ..explain.widgets import MapExplorer
-from . import paper, table2_maps
+from protolib.core import config, data, features, train
+from protolib.method.explain import maps_multi
+from protolib.method.explain.patches import representative_patches
+from protolib.method.kmex import KMExClassifier
+from protolib.method.theorem1 import classifier_prototypes
+from protolib.reproduce import paper, table2_maps
+from protolib.viz import plot_prototype_umap, prototype_umap
+from protolib.viz.widgets import MapExplorer
 
 FALLBACK = ("birds", "mnist", "digits")
 

@@ -2,7 +2,7 @@
 
 A step's result is reused only when its key (:func:`step_key`) matches, and the key holds
 everything that makes the step's numbers, the digest of protolib's own source code included
-(:func:`protolib.store.code_digest`), so that a change of code reruns the step.
+(:func:`protolib.core.store.code_digest`), so that a change of code reruns the step.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .. import config, data, models, protopnet, store
-from . import table2_maps
+from protolib.baselines import protopnet
+from protolib.core import config, data, models, store
+from protolib.reproduce import table2_maps
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -50,7 +52,7 @@ def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, 
     ``data_content``: the content fingerprints of the train and test splits
     (:func:`data_fingerprints`, computed here when not given): new files under the same dataset
     name never reuse old results. Pretrained profiles add the ImageNet weights' record. ``code``:
-    the digest of protolib's source (:func:`protolib.store.code_digest`): a change of code reruns
+    the digest of protolib's source (:func:`protolib.core.store.code_digest`): a change of code reruns
     the step rather than reading back what older code computed.
     """
     prof = config.get_profile(profile)
@@ -73,6 +75,6 @@ def step_key(profile: str | config.Profile, dataset: str, seed: int, step: str, 
 
 
 def data_fingerprints(dataset: str) -> tuple[str, str]:
-    """Content fingerprints of ``dataset``'s train and test splits (:func:`protolib.data.fingerprints`)."""
+    """Content fingerprints of ``dataset``'s train and test splits (:func:`protolib.core.data.fingerprints`)."""
     fp = data.fingerprints(dataset, ("train", "test"))
     return fp["train"], fp["test"]

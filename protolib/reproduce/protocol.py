@@ -6,7 +6,7 @@ steps of :mod:`protolib.reproduce.steps` fill every cell of the paper's Tables 1
 of the settings and the code that made it (:mod:`protolib.reproduce.keys`,
 :mod:`protolib.reproduce.records`): a killed run resumes where it stopped, a finished step is never
 recomputed, a step made with other settings or other code (another
-:func:`protolib.store.code_digest`) is.
+:func:`protolib.core.store.code_digest`) is.
 """
 
 from __future__ import annotations
@@ -18,13 +18,23 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from .. import config, data, store
-from ..run import Run
-from .keys import Settings, data_fingerprints, seed_for, step_key
-from .check import versions
-from .records import (STEPS, default_out, git_commit, load_step, provenance, read, record_dir, rows, step_path,
-                      write_outputs)
-from .steps import STEP_FUNCTIONS, RunArtefacts
+from protolib.core import config, data, store
+from protolib.core.run import Run
+from protolib.reproduce.check import versions
+from protolib.reproduce.keys import Settings, data_fingerprints, seed_for, step_key
+from protolib.reproduce.records import (
+    STEPS,
+    default_out,
+    git_commit,
+    load_step,
+    provenance,
+    read,
+    record_dir,
+    rows,
+    step_path,
+    write_outputs,
+)
+from protolib.reproduce.steps import STEP_FUNCTIONS, RunArtefacts
 
 OFFLINE = ("digits", "mnist", "birds")
 ALL_DATASETS = ("digits", "mnist", "birds", "stl10", "cub200")

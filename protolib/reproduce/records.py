@@ -1,7 +1,7 @@
 """The reproduction's records: a step's file, its provenance, reading runs back, the output files.
 
 A step's result is one JSON file ``<out>/steps/<profile>-<dataset>-seed<seed>-<step>.json`` holding
-``{"key", "metrics", "provenance"}``, written through :mod:`protolib.store` (atomic, locked). A
+``{"key", "metrics", "provenance"}``, written through :mod:`protolib.core.store` (atomic, locked). A
 *result row* is one metric of one stored step with its provenance: what the tables aggregate
 (:mod:`protolib.reproduce.tables`) and the record check compares (:mod:`protolib.reproduce.check`).
 The quick profile's record ships with the package (:func:`record_dir`).
@@ -18,9 +18,9 @@ from typing import Sequence
 
 import torch
 
-from .. import config, store
-from .keys import Settings, data_fingerprints, seed_for, step_key
-from .tables import caption, markdown_table, results_csv
+from protolib.core import config, store
+from protolib.reproduce.keys import Settings, data_fingerprints, seed_for, step_key
+from protolib.reproduce.tables import caption, markdown_table, results_csv
 
 STEPS = ("cnn", "kmex", "maps", "protopnet")
 

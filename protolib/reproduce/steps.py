@@ -1,10 +1,10 @@
 """The four steps of one (dataset, seed) of the paper's protocol, and the inputs they share.
 
-``cnn``        load-or-train the backbone (:func:`protolib.train.load_or_train`, the profile's
+``cnn``        load-or-train the backbone (:func:`protolib.core.train.load_or_train`, the profile's
                epochs); CNN accuracy (Table 2) and classifier-column cosines (Table 1);
 ``kmex``       KMEx with K/C = 1 and K/C = 5 (the tables' rows) on the pooled embeddings;
 ``maps``       B4 and B234 explanation maps with the profile's K/C (:mod:`protolib.reproduce.table2_maps`);
-``protopnet``  ProtoPNet (:func:`protolib.protopnet.load_or_train`), accuracies and cosines.
+``protopnet``  ProtoPNet (:func:`protolib.baselines.protopnet.load_or_train`), accuracies and cosines.
 
 Each step takes the :class:`RunArtefacts` of its (dataset, seed) and returns (metrics, info):
 the cells it fills (:func:`protolib.reproduce.records.result`) and what the provenance adds.
@@ -16,23 +16,25 @@ from typing import Callable
 
 import torch
 
-from .. import config, features, protopnet, sem, train
-from ..kmex import KMExClassifier
-from ..metrics import alignment_cosines
-from ..run import Run
-from . import paper, table2_maps
-from .keys import Settings
-from .records import result
-from .tables import TABLE2_ROWS
+from protolib.baselines import protopnet
+from protolib.core import config, features, train
+from protolib.core.run import Run
+from protolib.method import theorem1
+from protolib.method.kmex import KMExClassifier
+from protolib.method.metrics import alignment_cosines
+from protolib.reproduce import paper, table2_maps
+from protolib.reproduce.keys import Settings
+from protolib.reproduce.records import result
+from protolib.reproduce.tables import TABLE2_ROWS
 
 
 class RunArtefacts:
-    """What the steps of one :class:`protolib.run.Run` share, each made on first use and kept: the
+    """What the steps of one :class:`protolib.core.run.Run` share, each made on first use and kept: the
     trained backbone, the data's splits and the pooled embeddings of each split."""
 
     def __init__(self, run: Run, settings: Settings, progress: bool = True):
         if not isinstance(run, Run):
-            raise TypeError(f"run must be a protolib.run.Run, got {type(run).__name__}")
+            raise TypeError(f"run must be a protolib.core.run.Run, got {type(run).__name__}")
         self.run, self.settings, self.progress = run, settings, progress
         self.dataset, self.seed, self.profile, self.device = run.dataset, run.seed, run.profile, run.device
         self._made: dict = {}
@@ -48,7 +50,7 @@ class RunArtefacts:
     @property
     def classifier_prototypes(self) -> torch.Tensor:
         """The backbone's classifier columns (C, D), float64 on the CPU (Theorem 1's prototypes)."""
-        return self._get("C", lambda: sem.classifier_prototypes(self.trained.model).cpu().double())
+        return self._get("C", lambda: theorem1.classifier_prototypes(self.trained.model).cpu().double())
 
     def _get(self, name: str, make: Callable):
         if name not in self._made:

@@ -12,16 +12,16 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from .. import backbone, config
-from ..explain import maps, maps_multi
-from ..explain.maps_cache import load_or_fit
-from ..run import Run, as_run
+from protolib.core import backbone, config
+from protolib.core.run import Run, as_run
+from protolib.method.explain import maps, maps_multi
+from protolib.method.explain.maps_cache import load_or_fit
 
 BLOCK_SETS = ("B4", "B34", "B234")
 
 
 def budget(profile: str | config.Profile | None = None) -> tuple[int | None, int | None]:
-    """(images_per_class, eval_train) of a profile (:attr:`protolib.config.Profile.map_images_per_class`,
+    """(images_per_class, eval_train) of a profile (:attr:`protolib.core.config.Profile.map_images_per_class`,
     ``map_eval_train``): (30, 600) in ``quick``, everything (``None``) in ``paper``."""
     prof = config.get_profile(profile)
     return prof.map_images_per_class, prof.map_eval_train
@@ -30,10 +30,10 @@ def budget(profile: str | config.Profile | None = None) -> tuple[int | None, int
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
              seed: int = 0, blocks=BLOCK_SETS, progress: bool = True,
              kmeans_backend: str = "exact", norm: str = "pixel") -> tuple[dict[str, maps.ExplanationMaps], bool]:
-    """Explanation maps of ``trained`` (a :class:`protolib.train.TrainResult`), from the cache when fitted before.
+    """Explanation maps of ``trained`` (a :class:`protolib.core.train.TrainResult`), from the cache when fitted before.
 
-    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.explain.kmeans_backends`),
-    ``norm`` the normalisation of the blocks (see :func:`protolib.explain.blocks.composite`).
+    ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.method.explain.kmeans_backends`),
+    ``norm`` the normalisation of the blocks (see :func:`protolib.method.explain.blocks.composite`).
     Returns ({block set: fitted explainer}, from_cache).
     """
     explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, norm=norm,
@@ -70,7 +70,7 @@ def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Datas
 
 def profile_maps(bb: backbone.Backbone, seed: int = 0, blocks=BLOCK_SETS, norm: str = "pixel",
                  progress: bool = True, kmeans_backend: str = "exact") -> tuple[dict[str, maps.ExplanationMaps], bool]:
-    """The book's explanation maps of a backbone (:func:`protolib.backbone.load`): :func:`fit_maps`
+    """The book's explanation maps of a backbone (:func:`protolib.core.backbone.load`): :func:`fit_maps`
     with the K/C of its profile for its dataset and the profile's :func:`budget`, so every chapter
     that explains the same backbone shares one cache entry. Returns (explainers, from_cache)."""
     prof = config.get_profile(bb.meta["profile"])
@@ -80,9 +80,9 @@ def profile_maps(bb: backbone.Backbone, seed: int = 0, blocks=BLOCK_SETS, norm: 
 
 def table2_row(dataset: str | Run, profile: str | config.Profile | None = None, seed: int | None = None,
                **train_options) -> tuple[dict[tuple[str, str], float], str]:
-    """Table 2's CNN, B4 and B234 accuracies of a run (a :class:`protolib.run.Run`, or a dataset
+    """Table 2's CNN, B4 and B234 accuracies of a run (a :class:`protolib.core.run.Run`, or a dataset
     name with ``profile`` and ``seed``): the cached backbone (``train_options`` go to
-    :func:`protolib.train.load_or_train`), its :func:`profile_maps` (fitted or loaded), scored by
+    :func:`protolib.core.train.load_or_train`), its :func:`profile_maps` (fitted or loaded), scored by
     :func:`map_accuracies` on the profile's train subset. Returns ({(model, split): %}, the test
     split's title)."""
     run = as_run(dataset, profile, seed)

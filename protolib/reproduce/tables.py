@@ -16,8 +16,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .. import config, tables
-from . import paper
+from protolib.core import config, tables
+from protolib.reproduce import paper
 
 TABLE1_ROWS = ("CNN", "KMEx K/C=1", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet")
 TABLE2_ROWS = ("CNN", f"KMEx K/C={paper.KMEX_TABLE_K}", "ProtoPNet", "Ours B4", "Ours B234")
@@ -71,7 +71,7 @@ def aggregate(results: Iterable[dict]) -> dict[tuple[int, str, str, str], Cell]:
 
 
 def by_seed(results: Iterable[dict], dataset: str, row: str, metric: str = "test", table: int = 2) -> dict[int, float]:
-    """{seed: value} of one cell over the runs present: what :func:`protolib.quality.verdict.verdict` pairs."""
+    """{seed: value} of one cell over the runs present: what :func:`protolib.evaluation.verdict.verdict` pairs."""
     out = {int(r["seed"]): float(r["value"]) for r in results
            if (r["table"], r["row"], r["dataset"], r["metric"]) == (table, row, dataset, metric)}
     if not out:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .recipe import RECIPES
+from protolib.reproduce.geometry.recipe import RECIPES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,8 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(s < 0 for s in args.seeds):
         parser.error(f"seeds must be >= 0, got {args.seeds}")
-    from . import summary
-    from .record import run
+    from protolib.reproduce.geometry import summary
+    from protolib.reproduce.geometry.record import run
 
     run(args.recipe, args.seeds, args.out, device=args.device, progress=not args.quiet)
     records = summary.load_records(args.out, args.recipe)

@@ -3,8 +3,8 @@ as ``birds224-tiny`` so that the record command can be run end to end in seconds
 
 from __future__ import annotations
 
-from ... import data
-from ...data import birds224
+from protolib.core import data
+from protolib.core.data import birds224
 
 NAME = "birds224-tiny"
 

@@ -1,7 +1,7 @@
 """The claims the geometry chapter judges at 64 px and at 224 px, each a verdict over seeds.
 
 Every claim compares two rows of one section of the record (or a row with a constant), paired by
-seed, with :func:`protolib.quality.verdict.verdict` at the book's convention (two one-sided 5 %
+seed, with :func:`protolib.evaluation.verdict.verdict` at the book's convention (two one-sided 5 %
 tests: a 90 % interval; equality against a margin fixed here, before looking). The ``paper``
 claims are the paper's map claims (Table 2, and B234's maps following the object's parts); the
 ``chapter 8`` claims are that chapter's findings at 64 px; ``new`` claims use ROAD and Huang et
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ... import tables
-from ...quality.verdict import Verdict, verdict
-from .summary import across_seeds
+from protolib.core import tables
+from protolib.evaluation.verdict import Verdict, verdict
+from protolib.reproduce.geometry.summary import across_seeds
 
 
 @dataclass(frozen=True)

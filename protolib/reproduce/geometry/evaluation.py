@@ -1,6 +1,6 @@
 """Chapter 8's evaluation of one seed's explanation maps, plus ROAD and part consistency/stability.
 
-Every method of :func:`protolib.quality.methods.compare` (ours B4/B34/B234, Grad-CAM at layer4
+Every method of :func:`protolib.evaluation.methods.compare` (ours B4/B34/B234, Grad-CAM at layer4
 and layer2, DFF, a random map per cell of the finest grid, a random map per pixel, a centred
 Gaussian; the blind map in the localisation table) is scored on a seeded subset of test images,
 for the class the CNN predicts (as in chapter 8): deletion and insertion areas, localisation
@@ -17,11 +17,11 @@ import math
 
 import torch
 
-from ...explain import part_scores
-from ..table2_maps import eval_subset
-from ...quality import consistency as cs
-from ...quality import baselines, evaluate, methods, road
-from .recipe import GeometryRecipe, check_image_size
+from protolib.evaluation import baselines, evaluate, methods, road
+from protolib.evaluation import consistency as cs
+from protolib.method.explain import part_scores
+from protolib.reproduce.geometry.recipe import GeometryRecipe, check_image_size
+from protolib.reproduce.table2_maps import eval_subset
 
 
 def _plain(values):

@@ -17,8 +17,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ...models import build_model
-from ...protopnet.push import receptive_field
+from protolib.baselines.protopnet.push import receptive_field
+from protolib.core.models import build_model
 
 
 def truncated(model: nn.Module, layer: str) -> nn.Sequential:

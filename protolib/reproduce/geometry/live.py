@@ -17,17 +17,17 @@ from pathlib import Path
 
 import torch
 
-from ... import config, data, features, store, train
-from ...explain.maps_multi import explain_dataset_all
-from ...kmex import KMExClassifier
-from ...models import build_model
-from ...quality import evaluate, methods
-from .. import paper, table2_maps
-from ..check import RecordCheck
-from ..check import check as check_rows
-from ..records import machine
-from .evaluation import eval_batch
-from .recipe import GeometryRecipe, get_recipe
+from protolib.core import config, data, features, store, train
+from protolib.core.models import build_model
+from protolib.evaluation import evaluate, methods
+from protolib.method.explain.maps_multi import explain_dataset_all
+from protolib.method.kmex import KMExClassifier
+from protolib.reproduce import paper, table2_maps
+from protolib.reproduce.check import RecordCheck
+from protolib.reproduce.check import check as check_rows
+from protolib.reproduce.geometry.evaluation import eval_batch
+from protolib.reproduce.geometry.recipe import GeometryRecipe, get_recipe
+from protolib.reproduce.records import machine
 
 WEIGHTS_SEEDS = (0,)        # the seeds whose backbone weights the record keeps
 TABLE2_ROWS = ("CNN", "KMEx", "B4", "B234")

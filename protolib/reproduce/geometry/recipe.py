@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ...train import Recipe
+from protolib.core.train import Recipe
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ from typing import Sequence
 
 import torch
 
-from ... import config, data, features, store, train
-from .. import paper, table2_maps
-from ...kmex import KMExClassifier
-from ..records import git_commit, machine
-from . import birds_tiny  # noqa: F401  (registers the tiny testbed)
-from .evaluation import evaluate_seed
-from .live import WEIGHTS_SEEDS, save_weights, train_backbone
-from .recipe import GeometryRecipe, get_recipe
+from protolib.core import config, data, features, store, train
+from protolib.method.kmex import KMExClassifier
+from protolib.reproduce import paper, table2_maps
+from protolib.reproduce.geometry import birds_tiny  # noqa: F401  (registers the tiny testbed)
+from protolib.reproduce.geometry.evaluation import evaluate_seed
+from protolib.reproduce.geometry.live import WEIGHTS_SEEDS, save_weights, train_backbone
+from protolib.reproduce.geometry.recipe import GeometryRecipe, get_recipe
+from protolib.reproduce.records import git_commit, machine
 
 STEPS = ("table2", "evaluation")
 
@@ -43,7 +43,7 @@ def seed_path(out: Path, recipe: GeometryRecipe, seed: int) -> Path:
 
 def provenance(recipe: GeometryRecipe, seed: int, code: str, device: torch.device) -> dict:
     """Who made a seed's numbers: recipe, profile, seed, code version (the digest of protolib's
-    source, :func:`protolib.store.code_digest`, and the commit for people), machine, time, torch."""
+    source, :func:`protolib.core.store.code_digest`, and the commit for people), machine, time, torch."""
     return {"recipe": recipe.name, "settings": recipe.as_dict(), "profile": "quick", "seed": seed,
             "code": code, "commit": git_commit(), "machine": machine(), "device": str(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__,

@@ -4,7 +4,7 @@ code versions that made them (a record from another version is reported, not sil
 Every section of a seed's evaluation is ``{method: {metric: values}}``; a list of per-image values
 is reduced to its mean within the seed (NaN dropped), so the interval of a table is over seeds.
 Intervals over images within one seed come from the per-image lists themselves
-(:func:`protolib.quality.stats.mean_ci`).
+(:func:`protolib.evaluation.stats.mean_ci`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from ...quality.stats import markdown_table
+from protolib.evaluation.stats import markdown_table
 
 SECTIONS = ("localisation", "areas", "road", "randomisation", "parts", "consistency")
 
@@ -30,7 +30,7 @@ def load_records(out: str | Path, recipe: str) -> list[dict]:
 
 
 def versions(records: list[dict], code: str | None = None) -> list[str]:
-    """One line per seed recorded by another code version (:func:`protolib.store.code_digest`)
+    """One line per seed recorded by another code version (:func:`protolib.core.store.code_digest`)
     than ``code`` (or than the first seed's)."""
     ref = code or records[0]["provenance"]["code"]
     return [f"seed {r['provenance']['seed']}: recorded by code version {r['provenance']['code']} "

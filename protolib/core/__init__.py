@@ -1,0 +1,1 @@
+"""Foundations: configuration and profiles, the cache, data, models, training, features."""
