@@ -47,3 +47,17 @@ reproduce/       the paper's numbers, the protocol, records and their check, fig
 """
 
 __version__ = "0.1.0"
+
+# The public API: the names a user of the method needs, each with a docstring example (a doctest).
+from .core.data import load  # noqa: E402
+from .core.gap import split_gap_linear  # noqa: E402
+from .core.run import Run  # noqa: E402
+from .core.stages import stages  # noqa: E402
+from .evaluation.verdict import verdict  # noqa: E402
+from .method.explain.cam import importance_maps  # noqa: E402
+from .method.explain.maps import ExplanationMaps  # noqa: E402
+from .method.kmex import KMExClassifier  # noqa: E402
+from .method.theorem1 import theorem1_check  # noqa: E402
+
+__all__ = ["load", "Run", "split_gap_linear", "stages", "theorem1_check", "KMExClassifier", "ExplanationMaps",
+           "importance_maps", "verdict"]

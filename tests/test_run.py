@@ -68,4 +68,5 @@ def test_the_docstring_example_runs():
 
     import protolib.core.run
 
-    assert doctest.testmod(protolib.core.run).attempted == 2 and doctest.testmod(protolib.core.run).failed == 0
+    result = doctest.testmod(protolib.core.run)
+    assert result.attempted == 5 and result.failed == 0  # the module's example and the class's

@@ -111,6 +111,12 @@ def split_gap_linear(model: nn.Module) -> GAPSplit:
     Raises :class:`UnsupportedHeadError`, naming the offending layer, when the output is not a
     single ``nn.Linear`` applied (through flatten / dropout / identity only) to the global average
     of a feature map, because Theorem 1 does not hold for such models.
+
+    >>> import torchvision
+    >>> from protolib import split_gap_linear
+    >>> split = split_gap_linear(torchvision.models.resnet18(num_classes=3))
+    >>> split.head_name, split.head.in_features, split.head.out_features
+    ('fc', 512, 3)
     """
     try:
         gm = _trace(model)

@@ -24,7 +24,13 @@ from protolib.core.checks import check_int
 
 @dataclass(frozen=True)
 class Run:
-    """A resolved run: build it with :meth:`resolve`, not by hand."""
+    """A resolved run: build it with :meth:`resolve`, not by hand.
+
+    >>> from protolib import Run
+    >>> run = Run.resolve("digits", "quick", seed=1, device="cpu")
+    >>> run.dataset, run.profile.name, run.seed, str(run.device), run.epochs
+    ('digits', 'quick', 1, 'cpu', 12)
+    """
 
     dataset: str
     profile: config.Profile

@@ -192,6 +192,7 @@ def stage_info(model: nn.Module, size: int | tuple[int, int] = PROBE_SIZE) -> St
 def stages(model: nn.Module) -> tuple[str, ...]:
     """The encoder's stages of ``model`` as dotted module names, in forward order (last = deepest).
 
+    >>> from protolib import stages
     >>> from protolib.core.models import build_model
     >>> stages(build_model("resnet18", 10))
     ('relu', 'layer1', 'layer2', 'layer3', 'layer4')

@@ -136,6 +136,11 @@ def verdict(a, b, claim: str, kind: str = "equal", margin: float | None = None, 
 
     ``kind``: "equal" (needs a positive ``margin``, fixed before looking), "greater" (a above b)
     or "less" (a below b). ``alpha``: each one-sided test's level; the interval is ``1 - 2 alpha``.
+
+    >>> from protolib import verdict
+    >>> v = verdict({0: 81.0, 1: 79.5, 2: 80.2}, {0: 75.0, 1: 74.0, 2: 76.1}, "B4 above B234", "greater")
+    >>> v.outcome, v.n, round(v.mean, 2)
+    ('holds', 3, 5.2)
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

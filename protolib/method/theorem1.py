@@ -69,6 +69,12 @@ def theorem1_check(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch
     its running statistics and dropout is off: the identity holds for the network as deployed.
     Both sides run in :func:`protolib.core.determinism.exact` (no TF32, deterministic kernels), so
     the gap measures the identity, not a GPU's reduced precision.
+
+    >>> import torch, torchvision
+    >>> from protolib import theorem1_check
+    >>> check = theorem1_check(torchvision.models.resnet18(num_classes=3), torch.rand(2, 3, 64, 64))
+    >>> check.max_abs_error < 1e-5   # the logits are the pixel average of the evidence maps
+    True
     """
     check_images("x", x)
     params = next(model.parameters())

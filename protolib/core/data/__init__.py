@@ -89,6 +89,11 @@ def load(
     digits, which have none). ``seed`` fixes the train/test split of datasets without an
     official one. ``root`` defaults to :func:`protolib.core.config.data_root`. Extra options go to
     the dataset's builder (``download=True`` for MNIST and STL-10, ``crop=False`` for CUB).
+
+    >>> from protolib import load
+    >>> digits = load("digits", "test")   # scikit-learn's bundled digits, always at hand
+    >>> len(digits), tuple(digits[0][0].shape), digits.classes[:3]
+    (360, (3, 32, 32), ['0', '1', '2'])
     """
     spec = get_spec(name)
     if split not in ("train", "test"):

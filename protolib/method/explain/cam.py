@@ -131,6 +131,16 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     from the model (:func:`encoder_output_layer`: ``layer4`` for ResNets).
     ``target`` defaults to the CNN's predicted class; else an int or one class index per image,
     each in [0, C).
+
+    >>> import torchvision
+    >>> from protolib import ExplanationMaps, importance_maps, load
+    >>> model = torchvision.models.resnet18(num_classes=10).eval()
+    >>> fit = {b: ExplanationMaps(model, b, k_per_class=2, max_images_per_class=4, progress=False)
+    ...        .fit(load("digits", "train")) for b in ("B4", "B234")}
+    >>> x = load("digits", "test")[0][0][None].to(fit["B4"].device_)
+    >>> imp = importance_maps(fit, x)   # eq. 11 at B4 (one cell at 32 px), propagated to B234
+    >>> {k: tuple(v.shape) for k, v in imp.maps.items()}
+    {'B4': (1, 1, 1), 'B234': (1, 4, 4)}
     """
     first = check_ready(explainers, x)
     if last_layer is None:

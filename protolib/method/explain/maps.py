@@ -92,6 +92,17 @@ class ExplanationMaps(ClassFitting):
     ``inertia_`` (C,), ``n_fit_pixels_`` (C,),
     ``patch_index_`` (K, 3) = (dataset index, row, col) of the training pixel nearest to each
     prototype (searched among all pixels of the prototype's class), ``patch_distance_`` (K,).
+
+    >>> import torchvision
+    >>> from protolib import ExplanationMaps, load
+    >>> model = torchvision.models.resnet18(num_classes=10).eval()
+    >>> b234 = ExplanationMaps(model, "B234", k_per_class=2, max_images_per_class=4, progress=False)
+    >>> b234 = b234.fit(load("digits", "train"))  # 2 prototypes per class, 4 images per class
+    >>> tuple(b234.prototypes_.shape), b234.grid_   # layer2..4 channels concatenated on layer2's grid
+    ((20, 896), (4, 4))
+    >>> found = b234.explain(load("digits", "test")[0][0][None].to(b234.device_))
+    >>> tuple(found.segments.shape), tuple(found.prediction.shape)
+    ((1, 4, 4), (1,))
     """
 
     FITTED = ("prototypes_", "prototype_classes_", "inertia_", "n_fit_pixels_", "patch_index_", "patch_distance_")
