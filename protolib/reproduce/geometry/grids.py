@@ -19,6 +19,7 @@ from torch import nn
 
 from protolib.baselines.protopnet.push import receptive_field
 from protolib.core.models import build_model
+from protolib.core.stages import stages
 
 
 def truncated(model: nn.Module, layer: str) -> nn.Sequential:
@@ -30,11 +31,13 @@ def truncated(model: nn.Module, layer: str) -> nn.Sequential:
     return nn.Sequential(*[m for n, m in model.named_children()][: names.index(layer) + 1])
 
 
-def stage_rows(arch: str, image_sizes: Sequence[int] = (64, 224), layers: Sequence[str] = ("layer2", "layer3", "layer4"),
+def stage_rows(arch: str, image_sizes: Sequence[int] = (64, 224), layers: Sequence[str] | None = None,
                images_per_class: int = 30) -> list[dict]:
     """One row per (image size, stage): grid, cells per image, cell stride and receptive field (px),
-    and the pixel vectors one class's k-means gets from ``images_per_class`` images."""
+    and the pixel vectors one class's k-means gets from ``images_per_class`` images. ``layers``
+    default to the model's last three stages (B234's: ``layer2..4`` on a ResNet)."""
     model = build_model(arch, num_classes=2).eval()
+    layers = tuple(layers) if layers is not None else stages(model)[-3:]
     rows = []
     for size in image_sizes:
         x = torch.zeros(1, 3, size, size)
