@@ -7,7 +7,7 @@ receptive fields), ``schedule`` (the whole run, step by step, and the model it s
 ``stage_cache`` (a checkpoint after every step), ``analysis`` ("this looks like that",
 alignment cosines), ``viz`` (figures).
 
->>> from protolib import protopnet
+>>> from protolib.baselines import protopnet
 >>> run = protopnet.load_or_train("digits")            # doctest: +SKIP
 >>> protopnet.evaluate(run.model, test_set).accuracy   # doctest: +SKIP
 """

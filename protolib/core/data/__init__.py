@@ -6,7 +6,7 @@ Every dataset returns normalised 3-channel float tensors at the size of its reci
 Missing files raise :class:`DatasetNotFoundError`, which names the dataset, the path looked at
 and how to get the data.
 
->>> from protolib import data
+>>> from protolib.core import data
 >>> ds = data.load("digits", "train")
 >>> x, y = ds[0]
 >>> tuple(x.shape), ds.classes[y] == str(y)

@@ -20,7 +20,7 @@ Part sizes at 224 px (measured over 200 test birds, largest side of each part's 
 the beak and the eye spans at least one 32 px layer4 cell; the eye, like CUB's, is finer than
 any cell of the last block and only B234's 28x28 grid can resolve it.
 
->>> from protolib import data
+>>> from protolib.core import data
 >>> spec = data.get_spec("birds224")
 >>> spec.image_size, spec.num_classes
 (224, 10)
