@@ -37,6 +37,12 @@ def _plain(values):
     return values
 
 
+def deciding_parts(test_set, labels) -> list:
+    """Per image, the part ids that tell its class from its twin (None for a class without a twin)."""
+    return [test_set.deciding_part_ids(int(c)) if int(test_set.nearest_class[int(c)]) != int(c) else None
+            for c in labels]
+
+
 def eval_batch(test_set, n: int, seed: int, recipe: GeometryRecipe):
     """A seeded subset of ``n`` test images: indices, images (checked against the recipe's size), masks."""
     idx = eval_subset(test_set, n, seed=seed) or list(range(len(test_set)))
@@ -94,8 +100,7 @@ def evaluate_seed(model, explainers, test_set, recipe: GeometryRecipe, seed: int
     labels = torch.as_tensor(test_set.targets)[idx]
     maps = methods.compare(explainers, x, target, n_components=recipe.n_concepts, seed=seed)
     n_parts = len(test_set.part_names)
-    deciding = [test_set.deciding_part_ids(int(c)) if int(test_set.nearest_class[int(c)]) != int(c) else None
-                for c in labels]
+    deciding = deciding_parts(test_set, labels)
     sanity = evaluate.randomisation(explainers, x[:recipe.n_sanity], target[:recipe.n_sanity], seed=seed,
                                     n_components=recipe.n_concepts)
     return _plain({
@@ -109,4 +114,4 @@ def evaluate_seed(model, explainers, test_set, recipe: GeometryRecipe, seed: int
     })
 
 
-__all__ = ["eval_batch", "faithfulness", "part_alignment", "part_consistency", "evaluate_seed"]
+__all__ = ["deciding_parts", "eval_batch", "faithfulness", "part_alignment", "part_consistency", "evaluate_seed"]

@@ -25,7 +25,7 @@ from protolib.method.kmex import KMExClassifier
 from protolib.reproduce import paper, table2_maps
 from protolib.reproduce.check import RecordCheck
 from protolib.reproduce.check import check as check_rows
-from protolib.reproduce.geometry.evaluation import eval_batch
+from protolib.reproduce.geometry.evaluation import deciding_parts, eval_batch
 from protolib.reproduce.geometry.recipe import GeometryRecipe, get_recipe
 from protolib.reproduce.records import machine
 
@@ -94,8 +94,7 @@ def per_image(trained: train.TrainResult, explainers: dict, recipe: GeometryReci
         target = trained.model(x).argmax(1)
     labels = torch.as_tensor(test_set.targets)[idx]
     maps = methods.compare(explainers, x, target, n_components=recipe.n_concepts, seed=seed)
-    deciding = [test_set.deciding_part_ids(int(c)) if int(test_set.nearest_class[int(c)]) != int(c) else None
-                for c in labels]
+    deciding = deciding_parts(test_set, labels)
     local = evaluate.localisation(maps, masks, len(test_set.part_names), deciding)
     names = [k for k in maps if k != "random per pixel"]
     n = min(n_curve, len(x))
@@ -133,12 +132,15 @@ def live_setup(device) -> dict:
 
 def recorded_rows(records: list[dict], n: dict[str, int]) -> list[dict]:
     """Every recorded seed's cells in :func:`rows_of`'s form, per-image sections cut to ``n``."""
-    out = []
+    out, n_test = [], {}
     for r in records:
         prov, ev = r["provenance"], r["steps"]["evaluation"]
+        dataset = prov["settings"]["dataset"]
+        if dataset not in n_test:  # one load of the test split per dataset, not per seed
+            n_test[dataset] = len(data.load(dataset, "test"))
         acc = r["steps"]["table2"]["accuracy"]
         values = {"table2": {m: acc[f"{m} test"] for m in TABLE2_ROWS},
-                  "n_test": len(data.load(prov["settings"]["dataset"], "test")),
+                  "n_test": n_test[dataset],
                   "localisation": {m: {k: v for k, v in ms.items() if k != "deciding-part share"}
                                    for m, ms in ev["localisation"].items()},
                   "areas": ev["areas"]}
