@@ -1,66 +1,74 @@
-"""Training throughput (images/s) of the quick and paper backbones on the machine at hand.
+"""Training throughput (images/s): float32 against the device's fast path, in one run.
 
-Later chapters budget their time from these figures. One SGD step of the KMEx recipe on random
-tensors, at each dataset's image size; ratios are against the quick backbone at 32 px measured
-in the same run.
+One SGD step of the KMEx recipe on random tensors, for the quick (ResNet18) and paper (ResNet34)
+backbones at 64 and 224 px. Each configuration is timed in float32 NCHW and on the fast path of
+:mod:`protolib.core.precision` (bfloat16 autocast + channels-last on a CPU with native bfloat16),
+round-robin: the two paths alternate step by step, so a change of machine load hits both alike.
+The speed-up is the ratio of the median step times.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 5] [--batch 128] [--sizes 32 96 224]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 5] [--batch 32] [--sizes 64 224]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 from torch import nn
 
-from protolib.core import config
+from protolib.core import config, precision
 from protolib.core.models import build_model
 
 
-def images_per_second(arch: str, size: int, batch: int, steps: int, device: torch.device) -> float:
+def make_step(arch: str, size: int, batch: int, path: precision.TrainingPath):
+    """A closure doing one training step of ``arch`` on a fixed random batch along ``path``."""
     torch.manual_seed(0)
-    model = build_model(arch, 10).to(device).train()
+    model = build_model(arch, 10).to(path.device, memory_format=path.memory_format).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
-    x = torch.randn(batch, 3, size, size, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
+    x = path.batch(torch.randn(batch, 3, size, size, device=path.device))
+    y = torch.randint(0, 10, (batch,), device=path.device)
     loss_fn = nn.CrossEntropyLoss()
 
-    def step():
+    def step() -> float:
+        start = time.perf_counter()
+        with path.autocast():
+            loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        loss.backward()
         opt.step()
+        if path.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
 
-    step()  # warm-up (allocations, cuDNN autotuning)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - start)
+    step()  # warm-up: allocations, oneDNN primitive creation, cuDNN autotuning
+    return step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 96, 224])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     args = parser.parse_args()
     device = config.get_device()
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"batch {args.batch}, {args.steps} timed steps after one warm-up step")
-    rows = []
+    slow = precision.TrainingPath(device, None, False)
+    fast = precision.for_training(device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"{args.steps} timed steps per path after a warm-up step; native CPU bfloat16: {precision.cpu_has_bf16()}")
+    print(f"paths: {slow.name} against {fast.name}\n")
+    print(f"{'arch':9s} {'size':>4s}   {'float32 img/s':>13s}   {'fast img/s':>10s}   speed-up")
     for arch in (config.get_profile("quick").arch, config.get_profile("paper").arch):
         for size in args.sizes:
-            rows.append((arch, size, images_per_second(arch, size, args.batch, args.steps, device)))
-            print(f"  {arch:9s} {size:4d} px  {rows[-1][2]:9.1f} images/s", flush=True)
-    base = rows[0][2]
-    print("\narch       size   images/s   ratio to quick@%dpx   seconds per 10k images" % rows[0][1])
-    for arch, size, ips in rows:
-        print(f"{arch:9s} {size:4d}   {ips:9.1f}   {ips / base:18.3f}   {1e4 / ips:12.1f}")
+            steps = {p.name: make_step(arch, size, args.batch, p) for p in (slow, fast)}
+            times = {name: [] for name in steps}
+            for _ in range(args.steps):
+                for name, step in steps.items():
+                    times[name].append(step())
+            med = {name: statistics.median(t) for name, t in times.items()}
+            print(f"{arch:9s} {size:4d}   {args.batch / med[slow.name]:13.1f}   {args.batch / med[fast.name]:10.1f}   "
+                  f"{med[slow.name] / med[fast.name]:7.2f}x", flush=True)
 
 
 if __name__ == "__main__":

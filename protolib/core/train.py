@@ -11,8 +11,10 @@ atomic (temporary file + rename), guarded by a file lock so that two notebooks a
 same model at once train it once, loaded with ``torch.load(weights_only=True)``; a corrupt file
 is reported and retrained rather than crashing.
 
-On CUDA, training runs under mixed precision (bfloat16 where supported, else float16 with a
-gradient scaler; ``Recipe.amp``); on the CPU it stays float32.
+Training takes the device's fast path (:mod:`protolib.core.precision`, ``Recipe.amp``): bfloat16
+autocast and channels-last on a CPU with native bfloat16, mixed precision on CUDA (float16 with a
+gradient scaler where bfloat16 is missing), float32 elsewhere or when ``$PROTOLIB_TRAIN_PRECISION``
+says so. The trained model comes back in float32 NCHW, and the path is part of its cache key.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from protolib.core import config, store
+from protolib.core import config, precision, store
 from protolib.core.checks import check_int, check_labels, check_number
 from protolib.core.inference import map_batches
 from protolib.core.models import build_model, weights_record
@@ -45,7 +47,7 @@ class Recipe:
     weight_decay: float = 0.0
     eta_min: float = 1e-4
     augment: bool = True
-    amp: bool = True  # mixed precision on CUDA only; no effect on the CPU
+    amp: bool = True  # the device's fast path (protolib.core.precision); False: float32
 
     def __post_init__(self):
         check_int("epochs", self.epochs, 1), check_int("batch_size", self.batch_size, 1)
@@ -86,14 +88,15 @@ def fit(
         raise ValueError("train_set is empty: it holds no sample")
     if hasattr(train_set, "targets"):
         check_labels("train_set.targets", train_set.targets)
-    device = config.get_device(device)
-    model.to(device).train()
+    fast = precision.for_training(device, recipe.amp)
+    device = fast.device
+    model.to(device, memory_format=fast.memory_format).train()
     loader = config.make_loader(train_set, recipe.batch_size, device, shuffle=True, seed=seed,
                                 drop_last=len(train_set) > recipe.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * len(loader), eta_min=recipe.eta_min)
     loss_fn = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and config.amp_dtype(device) == torch.float16)
+    scaler = fast.scaler()
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -101,8 +104,8 @@ def fit(
             total, count = torch.zeros((), dtype=torch.float64, device=device), 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
             for x, y in bar:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with config.autocast(device, recipe.amp):
+                x, y = fast.batch(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+                with fast.autocast():
                     loss = loss_fn(model(x), y)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -114,6 +117,7 @@ def fit(
             bar.set_postfix(loss=f"{mean_loss:.3f}")
             if on_epoch is not None:
                 on_epoch(epoch, mean_loss)
+    model.to(memory_format=torch.contiguous_format)  # what the explanations read: plain float32 NCHW
     return model.eval()
 
 
@@ -161,8 +165,9 @@ def load_or_train(
     train_set = run.load("train", augment=recipe.augment, seed=0)
     test_set = run.load("test", seed=0)
     weights = weights_record(arch, weights_path, unofficial_weights) if pretrained else None
+    path_name = precision.for_training(device, recipe.amp).name
     key = store.key("backbone", dataset=run.dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
-                    recipe=asdict(recipe), image_size=spec.image_size, data_version=spec.version,
+                    recipe=asdict(recipe), precision=path_name, image_size=spec.image_size, data_version=spec.version,
                     train_data=run.fingerprints["train"], test_data=run.fingerprints["test"],
                     weights=None if weights is None else {"sha256": weights["sha256"], "official": weights["official"]})
     path = store.path("backbone", f"{run.dataset}-{arch}-{prof.name}-seed{seed}", key, cache_dir)
@@ -177,7 +182,7 @@ def load_or_train(
         meta = {
             "dataset": run.dataset, "data": test_set.title, "train_data": train_set.title, "arch": arch,
             "pretrained": pretrained, "weights": weights,
-            "profile": prof.name, "seed": seed, "recipe": asdict(recipe), "train_seconds": seconds,
+            "profile": prof.name, "seed": seed, "recipe": asdict(recipe), "precision": path_name, "train_seconds": seconds,
             "device": str(device), "test_accuracy": accuracy(model, test_set, device=device),
         }
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}

@@ -27,7 +27,7 @@ import pytest
 pytestmark = pytest.mark.reader
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = {"core": "01_theorem1.ipynb", "book": "07_reproduction.ipynb"}
-TOOLS = ["nbmake>=1.5", "pytest>=8", "ipykernel>=6.29"]     # what runs the notebook, not protolib's
+TOOLS = ["nbmake>=1.5", "pytest>=8", "ipykernel>=6.29,<7"]  # what runs the notebook (see requirements.txt)
 
 
 def _uv() -> str:

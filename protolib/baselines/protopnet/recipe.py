@@ -54,7 +54,7 @@ class ProtoPNetRecipe:
     test_batch_size: int = 100
     push_batch_size: int = 75
     coefs: Coefficients = Coefficients()
-    amp: bool = True                    # mixed precision on CUDA (no effect on the CPU)
+    amp: bool = True                    # training's fast path (protolib.core.precision); False: float32
     num_workers: int | None = None    # None: protolib.core.config.loader_options (0 on the CPU)
 
     def __post_init__(self):

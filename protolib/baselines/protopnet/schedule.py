@@ -18,7 +18,7 @@ from protolib.baselines.protopnet.push import PushResult, push_prototypes
 from protolib.baselines.protopnet.recipe import ProtoPNetRecipe, Step, recipe_for
 from protolib.baselines.protopnet.stage_cache import StageCache
 from protolib.baselines.protopnet.stages import StageResult, joint, last_layer, warm_up
-from protolib.core import config, data, models
+from protolib.core import config, data, models, precision
 from protolib.core import train as cnn_train
 from protolib.core.run import Run, as_run
 
@@ -122,7 +122,8 @@ def initial_model(dataset: str | Run, recipe: ProtoPNetRecipe, profile: str | co
     fp = run.fingerprints   # augmentation leaves a split's content as it is: push's is train's
     key = {"dataset": run.dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
            "recipe": recipe.key_fields(), "seed": run.seed, "image_size": spec.image_size,
-           "data_version": spec.version, "data": {"train": fp["train"], "push": fp["train"], "test": fp["test"]}}
+           "data_version": spec.version, "data": {"train": fp["train"], "push": fp["train"], "test": fp["test"]},
+           "precision": precision.for_training(run.device, recipe.amp).name}
     return model, key
 
 

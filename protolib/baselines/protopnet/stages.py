@@ -17,8 +17,9 @@ statistics keep changing; here a frozen part is frozen entirely (the last-layer 
 the last layer only). The reference marks the last layer trainable during joint training but
 never gives it to the optimiser; we mark it frozen (same updates, less work).
 
-Every stage is seeded (batch order and augmentation), shows a progress bar, runs on CUDA when
-present with mixed precision there (bfloat16, or float16 with a gradient scaler), and returns
+Every stage is seeded (batch order and augmentation), shows a progress bar, trains on the
+device's fast path (:mod:`protolib.core.precision`: bfloat16 on a CPU that has it, mixed precision
+on CUDA) while evaluation stays as it was (float32 on the CPU), and returns
 a :class:`StageResult` whose optimiser state lets a later call continue where it stopped.
 """
 
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 from protolib.baselines.protopnet.losses import protopnet_loss
 from protolib.baselines.protopnet.model import ProtoPNet, ProtoPNetOutput
 from protolib.baselines.protopnet.recipe import ProtoPNetRecipe
-from protolib.core import config
+from protolib.core import config, precision
 from protolib.core.inference import map_batches
 from protolib.method.similarity import log_similarity
 
@@ -86,11 +87,12 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
            device: torch.device, desc: str, progress: bool, forward=None) -> dict:
     """One pass over ``loader`` with ``opt``; returns the means of the loss terms and the accuracy."""
     forward = forward or (lambda x: model(x))
-    scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and amp_dtype(device) == torch.float16)
+    fast = precision.for_training(device, recipe.amp)
+    scaler = fast.scaler()
     sums, n, correct = {}, 0, torch.zeros((), dtype=torch.long, device=device)
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, recipe.amp):
+        x, y = fast.batch(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+        with fast.autocast():
             out = forward(x)
         terms = protopnet_loss(out, y, model, recipe.coefs)
         opt.zero_grad(set_to_none=True)
