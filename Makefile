@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 # worker sits idle).
 # Notebooks run one at a time with every core's thread: two kernels of two threads each on two cores
 # halve the throughput of both (OpenMP threads wait on each other), and the chapters' recorded numbers
-# (protolib/results/quick) were made with two threads, which a one-thread kernel would not reproduce
-# bit for bit. benchmarks/threads.py measures the three arrangements.
+# (protolib/reproduce/results/quick) were made with two threads, which a one-thread kernel would not reproduce
+# bit for bit. benchmarks/threads.py measures the three arrangements. A cell may run 10 minutes (the
+# longest takes about 3 cold), so a kernel that stops answering fails its chapter instead of the run;
+# --durations prints each chapter's time.
 UNIT_WORKERS ?= 2
 
 .PHONY: setup book test test-format test-unit test-notebooks test-reader clean
@@ -39,7 +41,7 @@ test-unit: setup
 	$(BIN)/python -m pytest -m paper_smoke tests/
 
 test-notebooks: setup
-	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 book/
+	$(BIN)/python -m pytest --nbmake --nbmake-timeout=600 --durations=0 book/
 
 # A reader's path: the wheel in a fresh environment outside the checkout (made by uv from the package
 # index), chapters 1 (core install) and 7 ([book] extras) each alone in an empty folder

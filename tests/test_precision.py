@@ -31,6 +31,19 @@ def test_auto_takes_bfloat16_channels_last_on_a_cpu_that_has_it(bf16_cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
+def test_auto_keeps_small_images_in_float32_unless_bfloat16_is_asked_for(bf16_cpu, monkeypatch):
+    small, edge = precision.MIN_IMAGE_SIZE - 1, precision.MIN_IMAGE_SIZE
+    assert precision.for_training("cpu", image_size=small).name == "float32"
+    assert precision.for_training("cpu", image_size=edge).name == "bfloat16 channels-last"
+    monkeypatch.setenv(precision.PRECISION_ENV, "bfloat16")
+    assert precision.for_training("cpu", image_size=small).name == "bfloat16 channels-last"
+
+
+def test_image_size_reads_the_smaller_side_of_the_first_image():
+    assert precision.image_size([(torch.zeros(3, 64, 80), 0)]) == 64
+    assert precision.image_size([(torch.zeros(512), 0)]) is None          # not an image
+
+
 @pytest.mark.parametrize("how", ["env", "recipe"])
 def test_float32_when_asked(bf16_cpu, monkeypatch, how):
     if how == "env":
@@ -75,7 +88,7 @@ def _fit(seed: int) -> dict:
 
 @pytest.mark.skipif(not precision.cpu_has_bf16(), reason="this CPU has no native bfloat16")
 def test_the_bfloat16_path_is_deterministic_and_learns_other_weights_than_float32(monkeypatch):
-    monkeypatch.delenv(precision.PRECISION_ENV, raising=False)
+    monkeypatch.setenv(precision.PRECISION_ENV, "bfloat16")    # the digits are 32 px: "auto" keeps float32
     a, b = _fit(0), _fit(0)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(v.dtype == torch.float32 for v in a.values() if v.is_floating_point())
@@ -91,7 +104,7 @@ def test_the_bfloat16_path_is_deterministic_and_learns_other_weights_than_float3
 
 def test_the_path_is_part_of_the_checkpoint_key(monkeypatch, tmp_path):
     paths = {}
-    for name in ("float32", "auto"):
+    for name in ("float32", "bfloat16"):
         monkeypatch.setenv(precision.PRECISION_ENV, name)
         monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
         calls = []
@@ -100,4 +113,4 @@ def test_the_path_is_part_of_the_checkpoint_key(monkeypatch, tmp_path):
                                   recipe=train.Recipe(epochs=1), cache_dir=tmp_path)
         paths[name] = res.path
         assert calls == [1] and res.meta["precision"] == ("float32" if name == "float32" else "bfloat16 channels-last")
-    assert paths["float32"] != paths["auto"]
+    assert paths["float32"] != paths["bfloat16"]

@@ -1,18 +1,24 @@
 """How training runs on the device at hand: bfloat16 autocast and channels-last where they pay.
 
 On a CPU with native bfloat16 (AVX512_BF16 or AMX), oneDNN's convolutions run in bfloat16 about
-twice as fast as in float32, and read NHWC (channels-last) tensors without reordering them: on our
-2-core EPYC a ResNet18 training step at 64 px takes about a third of its float32 NCHW time
-(``benchmarks/train_throughput.py``). Only *training* takes this path. Every explanation, feature
-and equality the book asserts is computed in float32 from the trained weights, so bfloat16 moves
-what is learnt (one more draw of training noise, checked against the record's seed spread), never
-an identity.
+twice as fast as in float32 and read NHWC (channels-last) tensors without reordering them. Only
+*training* takes this path. Every explanation, feature and equality the book asserts is computed
+in float32 from the trained weights, so bfloat16 moves what is learnt (one more draw of training
+noise), never an identity.
+
+Where it pays, measured on our 2-core EPYC (``benchmarks/train_throughput.py``, ResNet18, batch
+128): 1.9x at 64 px and 2.3x at 224 px, but 1.16x at 32 px. ``benchmarks/precision_record.py``
+compared the quick record (three seeds) trained both ways: every birds (64 px) cell moved by less
+than its 90 % two-sample band, but MNIST's test accuracy (32 px) rose by 0.5 points against a seed
+spread of 0.1. So images smaller than :data:`MIN_IMAGE_SIZE` train in float32: the path that
+would change their numbers would save them almost nothing.
 
 ``$PROTOLIB_TRAIN_PRECISION`` chooses: ``auto`` (default: bfloat16 + channels-last on a CPU with
-native bfloat16, mixed precision on CUDA, float32 otherwise), ``float32`` (IEEE float32 everywhere,
-as before this path existed) or ``bfloat16``. A CPU without native bfloat16 trains in float32 and
-says so in one line; never a crash. The name of the path is part of a trained
-model's cache key and of its record, so a float32 checkpoint is never served for a bfloat16 one.
+native bfloat16 for images of at least :data:`MIN_IMAGE_SIZE` px, mixed precision on CUDA, float32
+otherwise), ``float32`` (IEEE float32 everywhere, as before this path existed) or ``bfloat16``
+(every image size). A CPU without native bfloat16 trains in float32 and says so in one line;
+never a crash. The name of the path is part of a trained model's cache key and of its record, so
+a float32 checkpoint is never served for a bfloat16 one.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from protolib.core import config
 
 PRECISION_ENV = "PROTOLIB_TRAIN_PRECISION"
 CHOICES = ("auto", "float32", "bfloat16")
+MIN_IMAGE_SIZE = 64  # px, the smaller side: below it "auto" trains in float32 (see the module docstring)
 _said: set[str] = set()
 
 
@@ -89,15 +96,18 @@ def _say_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def for_training(device: str | torch.device | None = None, amp: bool = True) -> TrainingPath:
-    """The training path on ``device`` (see the module docstring); ``amp=False`` (a recipe's choice)
-    always gives float32."""
+def for_training(device: str | torch.device | None = None, amp: bool = True,
+                 image_size: int | None = None) -> TrainingPath:
+    """The training path on ``device`` for images of ``image_size`` px (None: unknown, taken as large
+    enough); ``amp=False`` (a recipe's choice) always gives float32. See the module docstring."""
     device = config.get_device(device)
     wanted = choice()
     if not amp or wanted == "float32":
         return TrainingPath(device, None, False)
     if device.type == "cuda":
         return TrainingPath(device, config.amp_dtype(device), False)
+    if wanted == "auto" and image_size is not None and image_size < MIN_IMAGE_SIZE:
+        return TrainingPath(device, None, False)
     if device.type == "cpu" and cpu_has_bf16():
         return TrainingPath(device, torch.bfloat16, True)
     _say_once(f"protolib: this {device.type} has no native bfloat16 (AVX512_BF16 or AMX): training in float32"
@@ -105,4 +115,12 @@ def for_training(device: str | torch.device | None = None, amp: bool = True) -> 
     return TrainingPath(device, None, False)
 
 
-__all__ = ["PRECISION_ENV", "CHOICES", "TrainingPath", "choice", "cpu_has_bf16", "for_training"]
+def image_size(dataset) -> int | None:
+    """The smaller side of ``dataset``'s first image, or None when its items are not images. Reading an
+    item may draw augmentation randomness: call it where the random state is reset afterwards."""
+    x = dataset[0][0]
+    return int(min(x.shape[-2:])) if isinstance(x, torch.Tensor) and x.dim() == 3 else None
+
+
+__all__ = ["PRECISION_ENV", "CHOICES", "MIN_IMAGE_SIZE", "TrainingPath", "choice", "cpu_has_bf16", "for_training",
+           "image_size"]

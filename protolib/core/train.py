@@ -12,7 +12,8 @@ same model at once train it once, loaded with ``torch.load(weights_only=True)``;
 is reported and retrained rather than crashing.
 
 Training takes the device's fast path (:mod:`protolib.core.precision`, ``Recipe.amp``): bfloat16
-autocast and channels-last on a CPU with native bfloat16, mixed precision on CUDA (float16 with a
+autocast and channels-last on a CPU with native bfloat16 for images of 64 px and more, mixed
+precision on CUDA (float16 with a
 gradient scaler where bfloat16 is missing), float32 elsewhere or when ``$PROTOLIB_TRAIN_PRECISION``
 says so. The trained model comes back in float32 NCHW, and the path is part of its cache key.
 """
@@ -88,8 +89,9 @@ def fit(
         raise ValueError("train_set is empty: it holds no sample")
     if hasattr(train_set, "targets"):
         check_labels("train_set.targets", train_set.targets)
-    fast = precision.for_training(device, recipe.amp)
-    device = fast.device
+    device = config.get_device(device)
+    with torch.random.fork_rng():  # reading an item may draw augmentation randomness
+        fast = precision.for_training(device, recipe.amp, precision.image_size(train_set))
     model.to(device, memory_format=fast.memory_format).train()
     loader = config.make_loader(train_set, recipe.batch_size, device, shuffle=True, seed=seed,
                                 drop_last=len(train_set) > recipe.batch_size)
@@ -165,7 +167,7 @@ def load_or_train(
     train_set = run.load("train", augment=recipe.augment, seed=0)
     test_set = run.load("test", seed=0)
     weights = weights_record(arch, weights_path, unofficial_weights) if pretrained else None
-    path_name = precision.for_training(device, recipe.amp).name
+    path_name = precision.for_training(device, recipe.amp, spec.image_size).name
     key = store.key("backbone", dataset=run.dataset, arch=arch, pretrained=pretrained, profile=prof.name, seed=seed,
                     recipe=asdict(recipe), precision=path_name, image_size=spec.image_size, data_version=spec.version,
                     train_data=run.fingerprints["train"], test_data=run.fingerprints["test"],

@@ -123,7 +123,7 @@ def initial_model(dataset: str | Run, recipe: ProtoPNetRecipe, profile: str | co
     key = {"dataset": run.dataset, "arch": prof.arch, "profile": prof.name, "init": init, **origin,
            "recipe": recipe.key_fields(), "seed": run.seed, "image_size": spec.image_size,
            "data_version": spec.version, "data": {"train": fp["train"], "push": fp["train"], "test": fp["test"]},
-           "precision": precision.for_training(run.device, recipe.amp).name}
+           "precision": precision.for_training(run.device, recipe.amp, spec.image_size).name}
     return model, key
 
 

@@ -87,10 +87,12 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
            device: torch.device, desc: str, progress: bool, forward=None) -> dict:
     """One pass over ``loader`` with ``opt``; returns the means of the loss terms and the accuracy."""
     forward = forward or (lambda x: model(x))
-    fast = precision.for_training(device, recipe.amp)
-    scaler = fast.scaler()
-    sums, n, correct = {}, 0, torch.zeros((), dtype=torch.long, device=device)
+    sums, n, correct, scaler = {}, 0, torch.zeros((), dtype=torch.long, device=device), None
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        # images take the path their size calls for; reused features (a small grid) stay float32
+        image = x.dim() == 4
+        fast = precision.for_training(device, recipe.amp and image, min(x.shape[-2:]) if image else None)
+        scaler = scaler or fast.scaler()
         x, y = fast.batch(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
         with fast.autocast():
             out = forward(x)
