@@ -5,7 +5,7 @@ never those below (``core`` is the ground). A name ending in ``/`` is a package,
 brackets. ``tests/test_layout.py`` imports every module named here and checks that none is missing.
 
 core/            foundations
-    config           run profiles (quick, paper), data and cache roots, device, workers, precision
+    config           run profiles (quick, paper), data and cache roots, device, workers, AMP dtype
     run              ``Run``: a run's dataset, profile, seed and device, resolved once, passed down
     store            the one cache: keys from data fingerprints and the code digest, atomic writes,
                      locks; ``python -m protolib.core.store --list`` / ``--clear``
@@ -17,6 +17,7 @@ core/            foundations
     stages           the encoder's stages, found from the model (a stage ends where the grid shrinks)
     hooks            a layer by its dotted name; layer outputs during forward passes
     train            the KMEx training recipe; load-or-train through ``store``
+    precision        training's fast path: bfloat16 + channels-last where the CPU has it, else float32
     features         batched, cached pooled embeddings and logits
     inference        a dataset through a model in batches, on the model's device
     backbone         a chapter's first step: the cached backbone, its splits, a printed description

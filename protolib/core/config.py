@@ -14,6 +14,8 @@ Environment variables (read each time, so a notebook can change them before a ca
 ``PROTOLIB_EPOCHS``   train every dataset for this many epochs instead of the profile's (e.g. ``1``
                       for a smoke run of the paper profile); the banner says so.
 ``PROTOLIB_WORKERS``  DataLoader worker processes for every loader (default: see :func:`loader_options`).
+``PROTOLIB_TRAIN_PRECISION``  ``auto``, ``float32`` or ``bfloat16``: how training computes
+                      (see :mod:`protolib.core.precision`).
 ``PROTOLIB_WEIGHTS``  a local ImageNet weights file for the profile's backbone (checked against
                       torchvision's published checksum, see :mod:`protolib.core.models`).
 ``PROTOLIB_WEIGHTS_UNOFFICIAL``  ``1`` accepts a weights file whose checksum is not the official

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from protolib.core import config, data, features, store, train
+from protolib.core import config, data, features, precision, store, train
 from protolib.method.kmex import KMExClassifier
 from protolib.reproduce import paper, table2_maps
 from protolib.reproduce.geometry import birds_tiny  # noqa: F401  (registers the tiny testbed)
@@ -43,8 +43,10 @@ def seed_path(out: Path, recipe: GeometryRecipe, seed: int) -> Path:
 
 def provenance(recipe: GeometryRecipe, seed: int, code: str, device: torch.device) -> dict:
     """Who made a seed's numbers: recipe, profile, seed, code version (the digest of protolib's
-    source, :func:`protolib.core.store.code_digest`, and the commit for people), machine, time, torch."""
+    source, :func:`protolib.core.store.code_digest`, and the commit for people), machine, time, torch,
+    and the training path (:mod:`protolib.core.precision`; records made before it existed trained in float32)."""
     return {"recipe": recipe.name, "settings": recipe.as_dict(), "profile": "quick", "seed": seed,
+            "precision": precision.for_training(device, recipe.train.amp, recipe.image_size).name,
             "code": code, "commit": git_commit(), "machine": machine(), "device": str(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
