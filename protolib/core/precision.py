@@ -11,7 +11,9 @@ Where it pays, measured on our 2-core EPYC (``benchmarks/train_throughput.py``, 
 compared the quick record (three seeds) trained both ways: every birds (64 px) cell moved by less
 than its 90 % two-sample band, but MNIST's test accuracy (32 px) rose by 0.5 points against a seed
 spread of 0.1. So images smaller than :data:`MIN_IMAGE_SIZE` train in float32: the path that
-would change their numbers would save them almost nothing.
+would change their numbers would save them almost nothing. ``torch.compile`` is not used: on the
+same CPU, compiling a training step of the fast path took 33 to 59 s and the compiled step was
+no faster (0.92x to 1.00x; ``benchmarks/train_throughput.py --compile``).
 
 ``$PROTOLIB_TRAIN_PRECISION`` chooses: ``auto`` (default: bfloat16 + channels-last on a CPU with
 native bfloat16 for images of at least :data:`MIN_IMAGE_SIZE` px, mixed precision on CUDA, float32

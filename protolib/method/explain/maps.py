@@ -54,6 +54,7 @@ from protolib.method.explain.blocks import NORMS, block_set_name, composite, res
 from protolib.method.explain.kmeans import assign
 from protolib.method.explain.kmeans_backends import BACKENDS
 from protolib.method.explain.maps_fit import ClassFitting
+from protolib.method.explain.maps_multi import explain_dataset_all, fit_all
 from protolib.method.explain.maps_result import ExplanationMap, class_scores
 
 
@@ -190,10 +191,6 @@ class ExplanationMaps(ClassFitting):
 
     def fit(self, dataset: Dataset, num_classes: int | None = None) -> "ExplanationMaps":
         """Class-wise k-means on the pixel vectors of ``dataset`` (evaluation transforms, ``.targets``)."""
-        from protolib.method.explain.maps_multi import (
-            fit_all,  # the one-model, several-block-set fit; it imports this module
-        )
-
         fit_all({self.name: self}, dataset, num_classes)
         return self
 
@@ -276,8 +273,6 @@ class ExplanationMaps(ClassFitting):
 
     def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
         """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
-        from protolib.method.explain.maps_multi import explain_dataset_all
-
         return explain_dataset_all({self.name: self}, dataset, indices)[0][self.name]
 
     def predict(self, data: Dataset | torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ and :func:`explain_dataset_all` a dataset, each sharing the captured block outpu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -15,9 +15,11 @@ from tqdm.auto import tqdm
 
 from protolib.core.checks import check_dataset, check_images, check_int, check_labels
 from protolib.core.hooks import capture
-from protolib.method.explain.maps import ExplanationMaps
-from protolib.method.explain.maps_fit import ClassFit, check_dataset_batch
+from protolib.method.explain.maps_fit import ClassFit, ClassFitting, check_dataset_batch
 from protolib.method.explain.maps_result import ExplanationMap
+
+if TYPE_CHECKING:  # maps builds on this module; at run time an explainer is known by its fitting steps
+    from protolib.method.explain.maps import ExplanationMaps
 
 
 @dataclass
@@ -33,7 +35,7 @@ class MultiExplanation:
 def _shared(explainers: Mapping[str, ExplanationMaps]) -> ExplanationMaps:
     if not isinstance(explainers, Mapping) or not explainers:
         raise ValueError(f"explainers must be a non-empty dict {{name: ExplanationMaps}}, got {explainers!r}")
-    if not all(isinstance(e, ExplanationMaps) for e in explainers.values()):
+    if not all(isinstance(e, ClassFitting) for e in explainers.values()):
         raise TypeError("explainers must map names to ExplanationMaps, got "
                         f"{sorted({type(e).__name__ for e in explainers.values()})}")
     if len({id(e.model) for e in explainers.values()}) != 1:
