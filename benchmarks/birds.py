@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from protolib.core import config, data, train
+from protolib.core import config, train
 from protolib.core.data import birds
 
 

@@ -218,7 +218,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``device``: bfloat16 on CUDA GPUs that support it, else float16; None on CPU
-    (CPU runs stay in float32, so their numbers do not change)."""
+    (inference and evaluation on the CPU stay in float32; training's path is :mod:`protolib.core.precision`)."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
