@@ -34,6 +34,7 @@ def test_auto_takes_bfloat16_channels_last_on_a_cpu_that_has_it(bf16_cpu):
 def test_auto_keeps_small_images_in_float32_unless_bfloat16_is_asked_for(bf16_cpu, monkeypatch):
     small, edge = precision.MIN_IMAGE_SIZE - 1, precision.MIN_IMAGE_SIZE
     assert precision.for_training("cpu", image_size=small).name == "float32"
+    assert precision.for_training("cpu", image_size=0).name == "float32"     # ProtoPNet's reused features
     assert precision.for_training("cpu", image_size=edge).name == "bfloat16 channels-last"
     monkeypatch.setenv(precision.PRECISION_ENV, "bfloat16")
     assert precision.for_training("cpu", image_size=small).name == "bfloat16 channels-last"

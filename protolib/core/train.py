@@ -13,9 +13,9 @@ is reported and retrained rather than crashing.
 
 Training takes the device's fast path (:mod:`protolib.core.precision`, ``Recipe.amp``): bfloat16
 autocast and channels-last on a CPU with native bfloat16 for images of 64 px and more, mixed
-precision on CUDA (float16 with a
-gradient scaler where bfloat16 is missing), float32 elsewhere or when ``$PROTOLIB_TRAIN_PRECISION``
-says so. The trained model comes back in float32 NCHW, and the path is part of its cache key.
+precision on CUDA (float16 with a gradient scaler where bfloat16 is missing), float32 elsewhere or
+when ``$PROTOLIB_TRAIN_PRECISION`` says so. The trained model comes back in float32 NCHW, and the
+path is part of its cache key.
 """
 
 from __future__ import annotations

@@ -89,9 +89,9 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
     forward = forward or (lambda x: model(x))
     sums, n, correct, scaler = {}, 0, torch.zeros((), dtype=torch.long, device=device), None
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        # images take the path their size calls for; reused features (a small grid) stay float32
-        image = x.dim() == 4
-        fast = precision.for_training(device, recipe.amp and image, min(x.shape[-2:]) if image else None)
+        # images take the path their size calls for; reused features (a small grid, or none: size 0)
+        # are below every threshold, so on a CPU they stay in float32
+        fast = precision.for_training(device, recipe.amp, min(x.shape[-2:]) if x.dim() == 4 else 0)
         scaler = scaler or fast.scaler()
         x, y = fast.batch(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
         with fast.autocast():
