@@ -227,3 +227,37 @@ def test_live_slice_checks_against_a_tiny_record(tmp_path, monkeypatch, one_thre
     for r in records:  # a recorded cell far from what the code computes now is caught
         r["steps"]["table2"]["accuracy"]["CNN test"] = 0.0
     assert not live.check(rows, records, n_local=4, n_curve=2).ok
+
+
+def _shipped() -> list[str]:
+    from protolib.reproduce.geometry.record import record_folder
+
+    return [n for n in sorted(RECIPES) if record_folder(n).is_dir()]
+
+
+def test_the_chapters_geometries_are_shipped():
+    assert {"w16", "w16-at64"} <= set(_shipped())
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_shipped_records_keep_seed_0s_weights(name):
+    """Every shipped geometry record carries the weights its live slice loads (none is trained in the
+    chapter), they are tracked by git (not swallowed by an ignore rule), and they load into the recipe's
+    network with the record's recipe and seed."""
+    import subprocess
+
+    from protolib.reproduce.geometry import live, summary
+    from protolib.reproduce.geometry.record import record_folder
+
+    folder = record_folder(name)
+    recipe = RECIPES[name]
+    (seed,) = live.WEIGHTS_SEEDS
+    path = live.weights_path(folder, recipe, seed)
+    assert path.is_file(), f"{path} is missing: the live slice would train the backbone"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=folder, capture_output=True)
+    assert ignored.returncode == 1, f"{path} is ignored by git, so it never ships"
+    trained = live.load_backbone(recipe, seed, folder, device="cpu", progress=False)
+    assert trained.from_cache and trained.path == path
+    provenance = summary.load_records(folder, name)[seed]["provenance"]
+    assert trained.meta["seed"] == provenance["seed"] == seed
+    assert trained.meta["recipe"] == provenance["settings"]["train"]
