@@ -137,7 +137,7 @@ def main() -> None:
     acc = timed("ProtoPNet evaluate (test)", n_te, device, lambda: protopnet.evaluate(run.model, test_set).accuracy,
                 report)
     print(f"seed 0, {name}, profile {prof.name}: CNN {cnn.meta['test_accuracy']:.1f} %, KMEx K/C={k} {kmex_acc:.1f} %, "
-          f"ProtoPNet {acc:.1f} % (test); total {time.perf_counter() - total:.0f} s on {device}")
+          f"ProtoPNet {100 * acc:.1f} % (test); total {time.perf_counter() - total:.0f} s on {device}")
 
 
 if __name__ == "__main__":

@@ -60,12 +60,13 @@ def test_rescale_to_class_norm():
 
 
 def test_accuracy_helpers():
-    assert accuracy([0, 1, 2, 2], np.array([0, 1, 1, 2])) == 75.0
-    assert accuracy(torch.tensor([1, 1]), torch.tensor([1, 1])) == 100.0
+    assert accuracy([0, 1, 2, 2], np.array([0, 1, 1, 2])) == 0.75       # a fraction, not percent
+    assert accuracy(torch.tensor([1, 1]), torch.tensor([1, 1])) == 1.0
     with pytest.raises(ValueError):
         accuracy([0, 1], [0])
     r = train_test_accuracy(lambda z: (np.asarray(z) > 0).astype(int), [-1, 1], [0, 1], [2, -3], [1, 1])
-    assert (r.train, r.test) == (100.0, 50.0)
+    assert (r.train, r.test) == (1.0, 0.5)
+    assert repr(r) == "TrainTest(train=100.0%, test=50.0%)"              # printed in percent
 
 
 def test_neighbour_agreement_counts_own_class_neighbours():

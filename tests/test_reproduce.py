@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from fractions import Fraction
 from dataclasses import replace
 
 import pytest
@@ -208,6 +209,12 @@ def test_a_nonzero_spread_never_prints_as_zero():
     assert tables.Cell(0.3316, 0.00004, 3, (0, 1, 2)).format(2) == "0.33160 ± 0.00004"
     assert tables.Cell(0.3316, 0.0, 3, (0, 1, 2)).format(2) == "0.33 ± 0.00"         # a true zero stays
     assert tables.Cell(99.44, 0.03, 3, (0, 1, 2)).format(1) == "99.44 ± 0.03"
+
+
+def test_a_table2_cell_is_an_accuracy_in_percent():
+    assert records.percent(0.75) == 75.0                    # the library's fraction, Table 2's percent
+    assert 100 * (2856 / 3000) != 95.2 == records.percent(Fraction(2856, 3000))   # a count ratio: one rounding
+    assert records.accuracy_result("CNN", "test", 0.75) == {"table": 2, "row": "CNN", "metric": "test", "value": 75.0}
 
 
 def test_record_is_a_cell_the_tables_read():

@@ -5,9 +5,9 @@ import time
 
 import pytest
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import Subset, TensorDataset
 
-from protolib.core import data, store, train
+from protolib.core import data, features, store, train
 from protolib.core.models import build_model
 
 
@@ -23,6 +23,16 @@ def test_same_seed_same_weights_other_seed_other_weights():
     a, b, c = _tiny_fit(0), _tiny_fit(0), _tiny_fit(1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_accuracies_are_fractions_of_a_hand_made_case():
+    x, y = torch.zeros(4, 3), torch.tensor([0, 0, 0, 1])
+    head = torch.nn.Linear(3, 2)                       # always class 0: three of four right
+    torch.nn.init.zeros_(head.weight)
+    head.bias.data = torch.tensor([1.0, 0.0])
+    assert train.accuracy(head, TensorDataset(x, y), device="cpu") == 0.75
+    emb = features.Embeddings(torch.zeros(4, 2), torch.tensor([[1.0, 0.0]] * 4), y)
+    assert emb.accuracy() == 0.75
 
 
 def test_fit_leaves_the_global_rng_alone():

@@ -80,4 +80,6 @@ def test_umap_figure_and_protopnet_history_are_readable():
     hist = [{k: 1.0 / (e + 1) for k in keys} for e in range(3)]
     fig = plot_history({"warm": StageResult("warm", hist), "joint": StageResult("joint", hist)})
     assert len([ax for ax in fig.axes if ax.lines]) == 4 and fig.axes[0].get_position().y0 > 0.5  # 2 x 2
+    acc = fig.axes[3]                                       # the history's fraction, plotted in percent
+    assert acc.get_title() == "accuracy (%)" and list(acc.lines[0].get_ydata()) == [100.0, 50.0, 100 * (1 / 3)]
     _readable(fig)

@@ -33,8 +33,8 @@ class Embeddings:
         return self.logits.argmax(1)
 
     def accuracy(self) -> float:
-        """Top-1 accuracy of the CNN's own head, in percent."""
-        return 100.0 * (self.predictions == self.labels).float().mean().item()
+        """Top-1 accuracy of the CNN's own head, a fraction in [0, 1]."""
+        return (self.predictions == self.labels).float().mean().item()
 
 
 @torch.no_grad()

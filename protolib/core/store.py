@@ -42,7 +42,7 @@ FORMATS: dict[str, int] = {
     "backbone": 2,      # 2: keyed by the content of the train and test splits and the weights file
     "features": 2,
     "maps": 2,
-    "protopnet": 2,
+    "protopnet": 3,     # 3: a stage's history holds the training accuracy as a fraction, no longer in percent
     "birds": 2,
     "reproduce": 2,     # a reproduction step's JSON file (its key is stored in it, see protolib.reproduce.keys)
 }

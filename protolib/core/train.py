@@ -58,7 +58,11 @@ class Recipe:
 
 @dataclass
 class TrainResult:
-    """What :func:`load_or_train` returns: the model in eval mode and how it came to be."""
+    """What :func:`load_or_train` returns: the model in eval mode and how it came to be.
+
+    ``meta`` is the checkpoint's metadata as stored; its ``"test_accuracy"`` is in percent, as
+    every checkpoint has stored it (cached and shipped checkpoints hold it so, and ProtoPNet's
+    cache key quotes it), unlike :func:`accuracy`, which returns a fraction."""
 
     model: nn.Module
     path: Path
@@ -132,9 +136,9 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=No
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device=None) -> float:
-    """Plain top-1 accuracy in percent (the KMEx code's Hungarian matching is not used)."""
+    """Plain top-1 accuracy, a fraction in [0, 1] (the KMEx code's Hungarian matching is not used)."""
     logits, labels = predict(model, dataset, batch_size, device)
-    return 100.0 * (logits.argmax(1) == labels).float().mean().item()
+    return (logits.argmax(1) == labels).float().mean().item()
 
 
 def load_or_train(
@@ -157,7 +161,7 @@ def load_or_train(
     follow ``$PROTOLIB_EPOCHS`` when set). ImageNet weights come from ``weights_path`` or
     ``$PROTOLIB_WEIGHTS`` when given (see :func:`protolib.core.models.build_model`). The checkpoint is
     keyed by the content of both splits (:attr:`protolib.core.run.Run.fingerprints`) and also stores the
-    test accuracy, the training time and which weights it started from.
+    test accuracy (in percent, see :class:`TrainResult`), the training time and which weights it started from.
     """
     run = as_run(dataset, profile, seed, device)
     prof, seed, device, spec = run.profile, run.seed, run.device, run.spec
@@ -185,7 +189,8 @@ def load_or_train(
             "dataset": run.dataset, "data": test_set.title, "train_data": train_set.title, "arch": arch,
             "pretrained": pretrained, "weights": weights,
             "profile": prof.name, "seed": seed, "recipe": asdict(recipe), "precision": path_name, "train_seconds": seconds,
-            "device": str(device), "test_accuracy": accuracy(model, test_set, device=device),
+            # the checkpoint's metadata keeps percent (see TrainResult): the one conversion
+            "device": str(device), "test_accuracy": 100 * accuracy(model, test_set, device=device),
         }
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}
 

@@ -122,27 +122,29 @@ def neighbour_agreement(prototypes, prototype_labels, z, y, n_neighbours: int = 
 
 
 def accuracy(y_true, y_pred) -> float:
-    """Plain top-1 accuracy in percent (no Hungarian matching, unlike the KMEx code)."""
+    """Plain top-1 accuracy, a fraction in [0, 1] (no Hungarian matching, unlike the KMEx code)."""
     y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
         raise ValueError("y_true and y_pred must be non-empty 1-d arrays of one length; "
                          f"got {y_true.shape} and {y_pred.shape}")
-    return 100.0 * float((y_true == y_pred).mean())
+    return float((y_true == y_pred).mean())
 
 
 @dataclass
 class TrainTest:
-    """Train and test accuracy in percent (a row of the paper's Table 2)."""
+    """Train and test accuracy, each a fraction in [0, 1] (a row of the paper's Table 2, which
+    prints them in percent)."""
 
     train: float
     test: float
 
     def __repr__(self) -> str:
-        return f"TrainTest(train={self.train:.1f}%, test={self.test:.1f}%)"
+        return f"TrainTest(train={self.train:.1%}, test={self.test:.1%})"
 
 
 def train_test_accuracy(predict, z_train, y_train, z_test, y_test) -> TrainTest:
-    """Accuracies of ``predict`` (a callable z -> labels, e.g. ``clf.predict``) on both splits."""
+    """Accuracies of ``predict`` (a callable z -> labels, e.g. ``clf.predict``) on both splits,
+    fractions in [0, 1]."""
     return TrainTest(accuracy(y_train, predict(z_train)), accuracy(y_test, predict(z_test)))
 
 

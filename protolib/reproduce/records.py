@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -80,6 +81,18 @@ def load_step(path: Path, key: dict, ignore: Sequence[str] = ()) -> dict | None:
 def result(table: int, row: str, metric: str, value: float) -> dict:
     """One metric a step computed: the table and row it fills, the metric's name, its value."""
     return {"table": table, "row": row, "metric": metric, "value": float(value)}
+
+
+def percent(fraction: float | Fraction) -> float:
+    """An accuracy (a fraction in [0, 1], as the library returns it) as a record's cell: Table 2
+    prints percent, so the records, the tables built on them and their check keep percent. A count
+    ratio given exactly (``Fraction(correct, n)``) is rounded once, as ``100 * correct / n``."""
+    return float(100 * fraction)
+
+
+def accuracy_result(row: str, split: str, fraction: float | Fraction) -> dict:
+    """A Table 2 cell a step computed: ``row``'s accuracy on ``split`` (a fraction), stored in percent."""
+    return result(2, row, split, percent(fraction))
 
 
 def record(table: int, row: str, dataset: str, metric: str, value: float, seed: int = 0) -> dict:
@@ -155,4 +168,4 @@ def write_outputs(results: Sequence[dict], out: str | Path) -> dict[str, Path]:
 
 
 __all__ = ["STEPS", "git_commit", "machine", "record_dir", "default_out", "step_path", "load_step", "result",
-           "record", "rows", "read", "provenance", "TITLES", "write_outputs"]
+           "percent", "accuracy_result", "record", "rows", "read", "provenance", "TITLES", "write_outputs"]

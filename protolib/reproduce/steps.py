@@ -7,11 +7,13 @@
 ``protopnet``  ProtoPNet (:func:`protolib.baselines.protopnet.load_or_train`), accuracies and cosines.
 
 Each step takes the :class:`RunArtefacts` of its (dataset, seed) and returns (metrics, info):
-the cells it fills (:func:`protolib.reproduce.records.result`) and what the provenance adds.
+the cells it fills (:func:`protolib.reproduce.records.result`; Table 2's accuracies, fractions in the
+library, become percent in :func:`protolib.reproduce.records.accuracy_result`) and what the provenance adds.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Callable
 
 import torch
@@ -24,7 +26,7 @@ from protolib.method.kmex import KMExClassifier
 from protolib.method.metrics import alignment_cosines
 from protolib.reproduce import paper, table2_maps
 from protolib.reproduce.keys import Settings
-from protolib.reproduce.records import result
+from protolib.reproduce.records import accuracy_result, result
 from protolib.reproduce.tables import TABLE2_ROWS
 
 
@@ -81,7 +83,7 @@ def step_cnn(art: RunArtefacts) -> tuple[list[dict], dict]:
     info = {"arch": meta["arch"], "pretrained": meta["pretrained"], "epochs": meta["recipe"]["epochs"],
             "train_seconds": meta.get("train_seconds"), "checkpoint": art.trained.path.name}
     return [result(1, "CNN", "class", cos.class_mean), result(1, "CNN", "out", cos.out_mean),
-            result(2, "CNN", "train", tr.accuracy()), result(2, "CNN", "test", te.accuracy())], info
+            accuracy_result("CNN", "train", tr.accuracy()), accuracy_result("CNN", "test", te.accuracy())], info
 
 
 def step_kmex(art: RunArtefacts) -> tuple[list[dict], dict]:
@@ -96,8 +98,8 @@ def step_kmex(art: RunArtefacts) -> tuple[list[dict], dict]:
         row = f"KMEx K/C={k}"
         out += [result(1, row, "class", cos.class_mean), result(1, row, "out", cos.out_mean)]
         if row in TABLE2_ROWS:
-            out += [result(2, row, "train", 100 * float((clf.predict(z_tr) == y_tr).mean())),
-                    result(2, row, "test", 100 * float((clf.predict(z_te) == y_te).mean()))]
+            out += [accuracy_result(row, "train", float((clf.predict(z_tr) == y_tr).mean())),
+                    accuracy_result(row, "test", float((clf.predict(z_te) == y_te).mean()))]
     return out, {"k_per_class": [1, paper.KMEX_TABLE_K], "n_init": art.settings.kmex_n_init}
 
 
@@ -108,7 +110,7 @@ def step_maps(art: RunArtefacts) -> tuple[list[dict], dict]:
     explainers, cached = table2_maps.fit_maps(art.trained, art.split("train"), k, s.images_per_class, art.seed,
                                               progress=art.progress)
     acc = table2_maps.map_accuracies(explainers, art.split("train"), art.split("test"), s.eval_train)
-    out = [result(2, f"Ours {n}", split, acc[(n, split)]) for n in ("B4", "B234") for split in ("train", "test")]
+    out = [accuracy_result(f"Ours {n}", split, acc[(n, split)]) for n in ("B4", "B234") for split in ("train", "test")]
     return out, {"k_per_class": k, "images_per_class": s.images_per_class, "eval_train": s.eval_train,
                  "maps_from_cache": cached}
 
@@ -119,12 +121,13 @@ def step_protopnet(art: RunArtefacts) -> tuple[list[dict], dict]:
     run = protopnet.load_or_train(art.run, recipe=recipe, init=art.settings.protopnet_init, progress=art.progress)
     _, push_set, test_set = protopnet.datasets_for(art.run)
     bs = recipe.test_batch_size
-    acc_tr = protopnet.evaluate(run.model, push_set, bs, art.device).accuracy
-    acc_te = protopnet.evaluate(run.model, test_set, bs, art.device).accuracy
+    ev_tr, ev_te = (protopnet.evaluate(run.model, ds, bs, art.device) for ds in (push_set, test_set))
+    # exact ratios of counts, so that the cells are 100 * correct / n to the last bit, as recorded
+    acc_tr, acc_te = Fraction(ev_tr.correct, ev_tr.n), Fraction(ev_te.correct, ev_te.n)
     cos = protopnet.alignment_cosines(run.model, test_set, mode="mean", batch_size=bs, device=art.device)
     seconds = sum(r.seconds for r in run.state.results.values() if isinstance(r, protopnet.StageResult))
     return ([result(1, "ProtoPNet", "class", cos.class_), result(1, "ProtoPNet", "out", cos.out),
-             result(2, "ProtoPNet", "train", acc_tr), result(2, "ProtoPNet", "test", acc_te)],
+             accuracy_result("ProtoPNet", "train", acc_tr), accuracy_result("ProtoPNet", "test", acc_te)],
             {"k_per_class": recipe.k_per_class, "recipe": recipe.key_fields(), "init": run.key["init"],
              "stage_seconds": seconds})
 

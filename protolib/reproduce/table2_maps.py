@@ -52,7 +52,8 @@ def eval_subset(dataset: Dataset, n: int | None, seed: int = 0) -> list[int] | N
 
 def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Dataset, test_set: Dataset,
                    eval_train: int | None = None, names=("B4", "B234")) -> dict[tuple[str, str], float]:
-    """Accuracy (%) of the CNN and of eq. 10 for each block set in ``names``: {(model, split): value}.
+    """Accuracy (a fraction in [0, 1]) of the CNN and of eq. 10 for each block set in ``names``:
+    {(model, split): value}.
 
     ``model`` is ``"CNN"`` or a block-set name, ``split`` ``"train"`` or ``"test"``; the CNN's
     value comes from the same forward passes (and the same train subset) as the maps'.
@@ -62,9 +63,9 @@ def map_accuracies(explainers: dict[str, maps.ExplanationMaps], train_set: Datas
     for split, ds, idx in (("train", train_set, eval_subset(train_set, eval_train)), ("test", test_set, None)):
         found, logits = maps_multi.explain_dataset_all(chosen, ds, idx)
         y = torch.as_tensor(ds.targets) if idx is None else torch.as_tensor(ds.targets)[idx]
-        out[("CNN", split)] = 100 * (logits.argmax(1) == y).float().mean().item()
+        out[("CNN", split)] = (logits.argmax(1) == y).float().mean().item()
         for n in names:
-            out[(n, split)] = 100 * (found[n].prediction == y).float().mean().item()
+            out[(n, split)] = (found[n].prediction == y).float().mean().item()
     return out
 
 
@@ -83,8 +84,8 @@ def table2_row(dataset: str | Run, profile: str | config.Profile | None = None, 
     """Table 2's CNN, B4 and B234 accuracies of a run (a :class:`protolib.core.run.Run`, or a dataset
     name with ``profile`` and ``seed``): the cached backbone (``train_options`` go to
     :func:`protolib.core.train.load_or_train`), its :func:`profile_maps` (fitted or loaded), scored by
-    :func:`map_accuracies` on the profile's train subset. Returns ({(model, split): %}, the test
-    split's title)."""
+    :func:`map_accuracies` on the profile's train subset. Returns ({(model, split): fraction in [0, 1]},
+    the test split's title)."""
     run = as_run(dataset, profile, seed)
     bb = backbone.load(run, **train_options)
     fitted, _ = profile_maps(bb, run.seed, progress=False)

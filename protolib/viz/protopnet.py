@@ -26,7 +26,8 @@ def _box(ax, box, colour: str, style: str = "-") -> None:
 
 def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", "accuracy"), figsize=None):
     """Per-epoch means of the loss terms and training accuracy, stage after stage (a grid of two
-    panels a row, as wide as the book's text)."""
+    panels a row, as wide as the book's text). The history holds the accuracy as a fraction; its
+    panel shows percent."""
     stages = [(name, r) for name, r in results.items() if isinstance(r, StageResult)]
     rows, cols = grid_shape(len(keys), 2)
     fig, axes = plt.subplots(rows, cols, figsize=figsize or panel_figsize(rows, cols, 0.62), squeeze=False)
@@ -36,10 +37,10 @@ def plot_history(results: dict, keys=("cross_entropy", "cluster", "separation", 
     for ax, key in zip(axes, keys):
         x = 0
         for name, r in stages:
-            ys = [h[key] for h in r.history]
+            ys = [100 * h[key] if key == "accuracy" else h[key] for h in r.history]
             ax.plot(range(x + 1, x + len(ys) + 1), ys, marker="o", ms=3, label=name)
             x += len(ys)
-        ax.set_title(key.replace("_", " "), fontsize=NORMAL)
+        ax.set_title(key.replace("_", " ") + (" (%)" if key == "accuracy" else ""), fontsize=NORMAL)
         ax.set_xlabel("epoch (stage after stage)", fontsize=SMALL)
         ax.tick_params(labelsize=SMALL)
     axes[0].legend(fontsize=SMALL)

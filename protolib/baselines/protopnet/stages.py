@@ -42,7 +42,8 @@ from protolib.method.similarity import log_similarity
 
 @dataclass
 class StageResult:
-    """What a stage did: per-epoch means of the loss terms and accuracy (``history``), time."""
+    """What a stage did: per-epoch means of the loss terms and the training accuracy (a fraction in
+    [0, 1]) (``history``), time."""
 
     stage: str
     history: list[dict] = field(default_factory=list)
@@ -85,7 +86,8 @@ def _shuffled_loader(ds: Dataset, batch_size: int, seed: int, device: torch.devi
 
 def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, recipe: ProtoPNetRecipe,
            device: torch.device, desc: str, progress: bool, forward=None) -> dict:
-    """One pass over ``loader`` with ``opt``; returns the means of the loss terms and the accuracy."""
+    """One pass over ``loader`` with ``opt``; returns the means of the loss terms and the accuracy
+    (a fraction in [0, 1])."""
     forward = forward or (lambda x: model(x))
     sums, n, correct, scaler = {}, 0, torch.zeros((), dtype=torch.long, device=device), None
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
@@ -104,7 +106,7 @@ def _epoch(model: ProtoPNet, loader: DataLoader, opt: torch.optim.Optimizer, rec
         for k, v in terms.as_tensors().items():  # summed on the device: no host sync per batch
             sums[k] = sums.get(k, 0.0) + v.detach().double() * len(y)
         n, correct = n + len(y), correct + (out.logits.argmax(1) == y).sum()
-    return {**{k: float(v) / n for k, v in sums.items()}, "accuracy": 100.0 * int(correct) / n}
+    return {**{k: float(v) / n for k, v in sums.items()}, "accuracy": int(correct) / n}
 
 
 def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, seed, device, progress,
@@ -229,17 +231,19 @@ def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, ep
 
 @dataclass
 class Evaluation:
-    """Accuracy (%) and mean loss terms of a model on a dataset (evaluation mode, no update)."""
+    """Accuracy (a fraction in [0, 1]: ``correct / n``) and mean loss terms of a model on a dataset
+    (evaluation mode, no update)."""
 
     accuracy: float
     terms: dict
     n: int
+    correct: int
 
 
 @torch.no_grad()
 def evaluate(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=None, progress: bool = False,
              recipe: ProtoPNetRecipe | None = None) -> Evaluation:
-    """Top-1 accuracy and loss terms on ``dataset`` (use evaluation transforms)."""
+    """Top-1 accuracy (a fraction in [0, 1]) and loss terms on ``dataset`` (use evaluation transforms)."""
     recipe = recipe or ProtoPNetRecipe()
     device = config.get_device(device)
     model.to(device).eval()
@@ -251,4 +255,4 @@ def evaluate(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=N
         for k, v in protopnet_loss(out, y, model, recipe.coefs).as_floats().items():
             sums[k] = sums.get(k, 0.0) + v * len(y)
         n, correct = n + len(y), correct + int((out.logits.argmax(1) == y).sum())
-    return Evaluation(100.0 * correct / n, {k: v / n for k, v in sums.items()}, n)
+    return Evaluation(correct / n, {k: v / n for k, v in sums.items()}, n, correct)

@@ -27,7 +27,7 @@ from protolib.reproduce.check import RecordCheck
 from protolib.reproduce.check import check as check_rows
 from protolib.reproduce.geometry.evaluation import deciding_parts, eval_batch
 from protolib.reproduce.geometry.recipe import GeometryRecipe, get_recipe
-from protolib.reproduce.records import machine
+from protolib.reproduce.records import machine, percent
 
 WEIGHTS_SEEDS = (0,)        # the seeds whose backbone weights the record keeps
 TABLE2_ROWS = ("CNN", "KMEx", "B4", "B234")
@@ -68,7 +68,8 @@ def load_backbone(recipe: str | GeometryRecipe, seed: int = 0, folder: str | Pat
 
 
 def table2_test(trained: train.TrainResult, explainers: dict, recipe: GeometryRecipe, seed: int) -> dict[str, float]:
-    """Test accuracy (%) of the CNN, KMEx (K/C = 5 on pooled embeddings) and ours B4 / B234."""
+    """Test accuracy (a fraction in [0, 1]) of the CNN, KMEx (K/C = 5 on pooled embeddings) and ours
+    B4 / B234."""
     train_set, test_set = data.load(recipe.dataset, "train"), data.load(recipe.dataset, "test")
     found, logits = explain_dataset_all({n: explainers[n] for n in ("B4", "B234")}, test_set)
     y = torch.as_tensor(test_set.targets)
@@ -77,8 +78,8 @@ def table2_test(trained: train.TrainResult, explainers: dict, recipe: GeometryRe
     clf = KMExClassifier(paper.KMEX_TABLE_K, random_state=seed).fit(tr.z.double().numpy(), tr.labels.numpy())
     kmex = (torch.as_tensor(clf.predict(te.z.double().numpy())) == te.labels).double().mean().item()
     # the same float32 means as protolib.reproduce.table2_maps.map_accuracies, which made the record
-    acc = {n: 100 * (found[n].prediction == y).float().mean().item() for n in ("B4", "B234")}
-    return {"CNN": 100 * (logits.argmax(1) == y).float().mean().item(), "KMEx": 100.0 * kmex, **acc}
+    acc = {n: (found[n].prediction == y).float().mean().item() for n in ("B4", "B234")}
+    return {"CNN": (logits.argmax(1) == y).float().mean().item(), "KMEx": kmex, **acc}
 
 
 def per_image(trained: train.TrainResult, explainers: dict, recipe: GeometryRecipe, seed: int, n_local: int,
@@ -112,7 +113,8 @@ def _mean(values: list) -> float:
 
 def rows_of(values: dict, seed: int, dataset: str, setup: dict, n: dict[str, int] | None = None) -> list[dict]:
     """Rows in :mod:`protolib.reproduce.check`'s form (table = section, row = method) from Table 2's
-    accuracies and per-image sections; ``n`` truncates each section to its first images."""
+    accuracies (in percent, the record's unit) and per-image sections; ``n`` truncates each section
+    to its first images."""
     rows = [{"table": 2, "row": m, "dataset": dataset, "metric": "test", "value": float(v), "seed": seed,
              "n_test": values.get("n_test"), **setup} for m, v in values["table2"].items()]
     for section in ("localisation", "areas"):
@@ -156,7 +158,8 @@ def live_slice(recipe: str | GeometryRecipe, folder: str | Path, seed: int = 0, 
     trained = load_backbone(recipe, seed, folder, device, progress)
     explainers, _ = table2_maps.fit_maps(trained, data.load(recipe.dataset, "train"), recipe.k_per_class,
                                        recipe.images_per_class, seed=seed, progress=progress)
-    values = {"table2": table2_test(trained, explainers, recipe, seed),
+    table2 = table2_test(trained, explainers, recipe, seed)
+    values = {"table2": {m: percent(v) for m, v in table2.items()},   # the record's Table 2 is in percent
               "n_test": len(data.load(recipe.dataset, "test")),
               **per_image(trained, explainers, recipe, seed, n_local, n_curve)}
     return rows_of(values, seed, recipe.dataset, live_setup(device)), trained, explainers
