@@ -55,15 +55,15 @@ def main() -> None:
     n = args.images
     x = torch.stack([test_set[i][0] for i in range(n)]).to(device)
     with torch.no_grad():
-        target = model(x).argmax(1)
-    maps = methods.compare(explainers, x, target)
+        targets = model(x).argmax(1)
+    maps = methods.compare(explainers, x, targets)
     up = fa.to_size(maps["ours B234"], tuple(x.shape[-2:]))
     masks = test_set.masks[:n]
     head = methods.head_name(model)
 
     def one_stage():
         net = sanity.randomised(model, [head], seed=0)
-        new = methods.compare(explainers, x, target, net=net)
+        new = methods.compare(explainers, x, targets, net=net)
         for k in maps:
             sanity.spearman(maps[k], new[k]), sanity.ssim(maps[k], new[k])
 
@@ -73,9 +73,9 @@ def main() -> None:
 
     jobs = {
         "reference: one forward pass of the CNN": forward,
-        "maps of all methods (methods.compare)": lambda: methods.compare(explainers, x, target),
-        f"deletion curve, {args.steps} steps, one method": lambda: fa.curve(model, x, up, target, "deletion", args.steps),
-        f"insertion curve, {args.steps} steps, one method": lambda: fa.curve(model, x, up, target, "insertion", args.steps),
+        "maps of all methods (methods.compare)": lambda: methods.compare(explainers, x, targets),
+        f"deletion curve, {args.steps} steps, one method": lambda: fa.curve(model, x, up, targets, "deletion", args.steps),
+        f"insertion curve, {args.steps} steps, one method": lambda: fa.curve(model, x, up, targets, "insertion", args.steps),
         "localisation (shares, pointing game), one method": lambda: (
             lo.shares(maps["ours B234"], masks, len(test_set.part_names)), lo.pointing_game(maps["ours B234"], masks > 0)),
         "randomisation, one stage, all methods": one_stage,

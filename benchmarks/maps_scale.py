@@ -115,7 +115,7 @@ def speed_part(args, device) -> None:
         d = ex.features(x[:1]).shape[1]
         explainers[name] = ex.fit_features(torch.rand(4 * args.k, d, generator=g) for _ in range(args.classes))
     with torch.no_grad():
-        target = model(x).argmax(1)
+        targets = model(x).argmax(1)
 
     def forward():
         with torch.no_grad():
@@ -125,7 +125,7 @@ def speed_part(args, device) -> None:
         "bare forward pass": forward,
         "explanation maps B4+B34+B234": lambda: maps_multi.explain_all(explainers, x),
         "explanation + importance maps (eq. 11, chain)": lambda: cam.importance_maps(explainers, x),
-        "Captum Grad-CAM at layer2": lambda: cam.grad_cam(model, x, target, layer="layer2"),
+        "Captum Grad-CAM at layer2": lambda: cam.grad_cam(model, x, targets, layer="layer2"),
     }
     res = timings(fns, args.repeats, device)
     base_med, base_min = res["bare forward pass"]

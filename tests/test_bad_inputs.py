@@ -198,15 +198,15 @@ CASES = [
      r"dataset images \[2\]"),
     ("explain_all with no explainer", lambda: maps_multi.explain_all({}, images()), ValueError, "non-empty dict"),
     # importance maps (eq. 11)
-    ("importance target -1", lambda: cam.importance_maps(fitted_pair(), images(), target=-1), ValueError,
+    ("importance targets -1", lambda: cam.importance_maps(fitted_pair(), images(), targets=-1), ValueError,
      r"class indices in \[0, 1\], got \[-1\]"),
-    ("importance target out of range", lambda: cam.importance_maps(fitted_pair(), images(), target=2), ValueError,
+    ("importance targets out of range", lambda: cam.importance_maps(fitted_pair(), images(), targets=2), ValueError,
      r"\[0, 1\], got \[2\]"),
     ("importance targets of the wrong length", lambda: cam.importance_maps(fitted_pair(), images(),
-                                                                           target=torch.tensor([0, 1, 1])),
+                                                                           targets=torch.tensor([0, 1, 1])),
      ValueError, r"one per image \(2,\), got shape \(3,\)"),
-    ("importance float target", lambda: cam.importance_maps(fitted_pair(), images(), target=torch.tensor([0.0, 1.0])),
-     TypeError, "integer class indices, got dtype torch.float32"),
+    ("importance float targets", lambda: cam.importance_maps(fitted_pair(), images(), targets=torch.tensor([0.0, 1.0])),
+     TypeError, "targets must hold integer class indices, got dtype torch.float32"),
     ("importance NaN image", lambda: cam.importance_maps(fitted_pair(), images(value=float("nan"))), ValueError,
      r"batch indices \[1\]"),
     ("importance unknown last layer", lambda: cam.importance_maps(fitted_pair(), images(), last_layer="layer5"),
@@ -279,9 +279,9 @@ def test_valid_inputs_still_explain_and_agree_with_a_clean_batch():
     # the single image, the batch and the dataset give the same segments: checks change nothing
     torch.testing.assert_close(ex.explain(images()[1:]).segments, clean.segments[1:])
     torch.testing.assert_close(ex.explain_dataset(TinyImages(), indices=[0, 1]).segments, clean.segments)
-    imp = cam.importance_maps(fitted_pair(), images(), target=torch.tensor([1, 0]))
-    assert imp.target.tolist() == [1, 0]
-    assert cam.importance_maps(fitted_pair(), images(), target=1).target.tolist() == [1, 1]
+    imp = cam.importance_maps(fitted_pair(), images(), targets=torch.tensor([1, 0]))
+    assert imp.targets.tolist() == [1, 0]
+    assert cam.importance_maps(fitted_pair(), images(), targets=1).targets.tolist() == [1, 1]
 
 
 if __name__ == "__main__":  # the table of the cases and their messages

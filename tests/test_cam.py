@@ -64,10 +64,10 @@ def test_importance_maps_chain_through_the_block_sets():
     net, ds = TinyNet(), TinyImages()
     ex = {name: maps.ExplanationMaps(net, name, k_per_class=2, progress=False).fit(ds) for name in ("B234", "B4", "B34")}
     x = torch.stack([ds[i][0] for i in range(4)])
-    imp = cam.importance_maps(ex, x, target=0)
+    imp = cam.importance_maps(ex, x, targets=0)
     assert list(imp.maps) == ["B4", "B34", "B234"]  # from the smallest grid to the largest
     att, _ = cam.last_block_attribution(net, x)
-    assert torch.equal(imp.maps["B4"], att[:, 0]) and imp.target.tolist() == [0] * 4
+    assert torch.equal(imp.maps["B4"], att[:, 0]) and imp.targets.tolist() == [0] * 4
     seg34, seg234 = imp.explanations["B34"].segments, imp.explanations["B234"].segments
     assert torch.equal(imp.maps["B34"], cam.propagate(att[:, 0], seg34))
     assert torch.equal(imp.maps["B234"], cam.propagate(imp.maps["B34"], seg234))
@@ -75,14 +75,14 @@ def test_importance_maps_chain_through_the_block_sets():
         for k in seg234[b].unique():
             assert imp.maps["B234"][b][seg234[b] == k].unique().numel() == 1  # constant on each segment
     default = cam.importance_maps(ex, x)
-    assert torch.equal(default.target, default.logits.argmax(1))
+    assert torch.equal(default.targets, default.logits.argmax(1))
 
 
 def test_grad_cam_at_the_last_block_is_relu_of_rescaled_eq11():
     net = TinyNet()
     x = torch.cat([AB, paint({B: slice(0, 4), A: slice(4, 8)}).unsqueeze(0)])
     for j, c_sq in ((0, 2.0), (1, 4.0)):
-        gc = cam.grad_cam(net, x, target=j, layer="layer4")
+        gc = cam.grad_cam(net, x, targets=j, layer="layer4")
         att, _ = cam.last_block_attribution(net, x)
         torch.testing.assert_close(gc, torch.relu(att[:, j] * c_sq / 4))  # R = 4 pixels
     assert cam.grad_cam(net, AB, 0, layer=net.layer4, size=(8, 8)).shape == (1, 8, 8)
@@ -115,7 +115,7 @@ def test_importance_maps_on_non_resnet_cnns(kind):
     for e in ex.values():
         e.fit(ds)
     x = ds.images[:3]
-    imp = cam.importance_maps(ex, x, target=1)
+    imp = cam.importance_maps(ex, x, targets=1)
     att, logits = cam.last_block_attribution(net, x)   # eq. 11 on the GAP split's encoder output
     torch.testing.assert_close(imp.att, att, rtol=1e-5, atol=1e-6 * att.abs().max().item())
     torch.testing.assert_close(imp.logits, logits, rtol=1e-5, atol=1e-6 * logits.abs().max().item())

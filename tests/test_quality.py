@@ -138,9 +138,9 @@ def test_methods_on_the_tiny_net():
     net, ds = TinyNet(), TinyImages()
     ex = {n: maps.ExplanationMaps(net, n, k_per_class=2, progress=False).fit(ds) for n in ("B4", "B34", "B234")}
     x = torch.stack([ds[i][0] for i in range(6)])
-    target = torch.tensor([0, 1, 0, 1, 0, 1])
-    out = methods.compare(ex, x, target, n_components=3)
-    imp = cam.importance_maps(ex, x, target)
+    targets = torch.tensor([0, 1, 0, 1, 0, 1])
+    out = methods.compare(ex, x, targets, n_components=3)
+    imp = cam.importance_maps(ex, x, targets)
     for n in ("B4", "B34", "B234"):
         assert torch.equal(out[f"ours {n}"], imp.maps[n])
     assert out["Grad-CAM layer2"].shape == (6, 8, 8) and out["random 8 x 8"].shape == (6, 8, 8)
@@ -149,7 +149,7 @@ def test_methods_on_the_tiny_net():
     # class map is eq. 11 up to the constant of the offset it subtracts
     d = methods.dff(net, x, "layer4", n_components=3)
     att, _ = cam.last_block_attribution(net, x)
-    diff = out["DFF layer4"] - att[torch.arange(6), target]
+    diff = out["DFF layer4"] - att[torch.arange(6), targets]
     assert (diff - diff.mean((1, 2), keepdim=True)).abs().max() < 1e-2
     assert d.segments.shape == (6, 2, 2) and d.concept_maps.shape == (6, 3, 2, 2)
 
@@ -213,8 +213,8 @@ def test_randomisation_cascade_on_non_resnet_cnns(kind):
         e.fit(ds)
     top_down = (head, names[-1], names[-2], names[-3])   # the head, then the stages of B234 from the top
     assert sanity.top_down(net) == top_down and methods.layers(net) == (names[-1], names[-3])
-    x, target = ds.images[:4], torch.tensor([0, 1, 0, 1])
-    out = evaluate.randomisation(ex, x, target, n_components=2)
+    x, targets = ds.images[:4], torch.tensor([0, 1, 0, 1])
+    out = evaluate.randomisation(ex, x, targets, n_components=2)
     assert tuple(out) == top_down
     labels = {"ours B4", "ours B234", f"Grad-CAM {names[-1]}", f"Grad-CAM {names[-3]}", f"DFF {names[-1]}"}
     assert labels <= set(out[head])

@@ -58,7 +58,7 @@ def test_segment_grid_and_figure1_are_readable():
     ds = _tiny_rgb_dataset()
     ex = {n: maps.ExplanationMaps(model, n, k_per_class=2, progress=False).fit(ds) for n in ("B4", "B234")}
     patches = {n: representative_patches(ex[n], ds) for n in ex}
-    _readable(MapExplorer(ex, ds, patches).render(1, ("B4", "B234"), target=0))
+    _readable(MapExplorer(ex, ds, patches).render(1, ("B4", "B234"), targets=0))
     images = [ds[i][0] for i in range(6)]
     segs = {n: list(ex[n].explain(torch.stack(images)).segments) for n in ex}
     _readable(viz_maps.segment_grid(images, segs, title="segments"))

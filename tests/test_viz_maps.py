@@ -52,11 +52,11 @@ def test_explorer_renders_a_static_figure_and_a_widget():
     ex = {n: maps.ExplanationMaps(model, n, k_per_class=2, progress=False).fit(ds) for n in ("B4", "B34", "B234")}
     patches = {n: representative_patches(ex[n], ds) for n in ("B4", "B234")}
     explorer = MapExplorer(ex, ds, patches)
-    fig = explorer.render(1, ("B4", "B234"), target=0)
+    fig = explorer.render(1, ("B4", "B234"), targets=0)
     assert "importance for class red" in fig._suptitle.get_text() and len(fig.subfigs) == 2
     plt.close(fig)
     box = explorer.widget()
     assert len(box.children) == 2 and box.children[0].children[0].max == len(ds) - 1
-    controls = explorer.widget(2, "B234", target=1).children[0].children
+    controls = explorer.widget(2, "B234", targets=1).children[0].children
     assert [c.value for c in controls] == [2, "B234", 1]
     plt.close("all")

@@ -98,14 +98,14 @@ def check_images(name: str, x, size: Sequence[int] | None = None, channels: int 
     return x
 
 
-def check_class_targets(name: str, target, batch: int, num_classes: int) -> torch.Tensor | None:
+def check_class_targets(name: str, targets, batch: int, num_classes: int) -> torch.Tensor | None:
     """A class index per image: None, an int, or an integer tensor of shape () or (batch,), each
     in [0, num_classes). Returned as a (batch,) long tensor (None stays None)."""
-    if target is None:
+    if targets is None:
         return None
-    if isinstance(target, bool) or not isinstance(target, (Integral, torch.Tensor)):
-        raise TypeError(f"{name} must be an int or an integer tensor of class indices, got {_show(target)}")
-    t = torch.as_tensor(target)
+    if isinstance(targets, bool) or not isinstance(targets, (Integral, torch.Tensor)):
+        raise TypeError(f"{name} must be an int or an integer tensor of class indices, got {_show(targets)}")
+    t = torch.as_tensor(targets)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class indices, got dtype {t.dtype}")
     if t.ndim > 1 or (t.ndim == 1 and len(t) != batch):

@@ -18,13 +18,14 @@ from protolib.evaluation import methods, sanity
 from protolib.method.explain.maps import ExplanationMaps
 
 
-def curves(model: nn.Module, maps: Mapping[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
+def curves(model: nn.Module, maps: Mapping[str, torch.Tensor], x: torch.Tensor, targets: int | torch.Tensor,
            steps: int = 8, baseline: str = "blur", progress: bool = True) -> dict[str, dict[str, torch.Tensor]]:
-    """{method: {"deletion": (B, steps + 1), "insertion": (B, steps + 1)}} for maps brought to the image size."""
+    """{method: {"deletion": (B, steps + 1), "insertion": (B, steps + 1)}} for maps brought to the image size,
+    scored on the classes ``targets`` (one class index per image, or one for all)."""
     out = {}
     for name, m in tqdm(maps.items(), desc="deletion and insertion", disable=not progress):
         up = fa.to_size(m, tuple(x.shape[-2:]))
-        out[name] = {mode: fa.curve(model, x, up, target, mode, steps, baseline) for mode in ("deletion", "insertion")}
+        out[name] = {mode: fa.curve(model, x, up, targets, mode, steps, baseline) for mode in ("deletion", "insertion")}
     return out
 
 
@@ -51,7 +52,7 @@ def localisation(maps: Mapping[str, torch.Tensor], masks: torch.Tensor, n_parts:
     return rows
 
 
-def randomisation(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: torch.Tensor,
+def randomisation(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, targets: int | torch.Tensor,
                   top_down: Sequence[str] | None = None, seed: int = 0,
                   n_components: int = 8) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """:func:`sanity.cascade` of every method of :func:`methods.compare` (prototypes kept, weights
@@ -59,7 +60,7 @@ def randomisation(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, ta
     ``fc``, ``layer4``, ``layer3``, ``layer2``)."""
     model = next(iter(explainers.values())).model
     top_down = sanity.top_down(model) if top_down is None else top_down
-    return sanity.cascade(model, top_down, lambda net: methods.compare(explainers, x, target, net, n_components, seed),
+    return sanity.cascade(model, top_down, lambda net: methods.compare(explainers, x, targets, net, n_components, seed),
                           seed)
 
 

@@ -3,7 +3,8 @@
 Pixels are taken in decreasing order of importance (ties in a random order from a seeded
 generator, so a coarse map is not favoured by raster order). Deletion replaces them, in
 ``steps`` equal steps, by a baseline image; insertion starts from the baseline and puts them
-back. The score is the softmax probability of the target class (``score="prob"``) or its logit.
+back. The score is the softmax probability of each image's class in ``targets`` (``score="prob"``) or
+its logit.
 A faithful map makes deletion fall fast (small area) and insertion rise fast (large area).
 The area is the trapezoid rule on a [0, 1] axis of removed (inserted) fraction.
 """
@@ -47,12 +48,13 @@ def ranking(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Tensor, mode: str = "deletion",
+def curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, targets: int | torch.Tensor, mode: str = "deletion",
           steps: int = 16, baseline: str | torch.Tensor = "blur", score: str = "prob", seed: int = 0) -> torch.Tensor:
     """Scores (B, steps + 1) as pixels of ``x`` (B, C, H, W) are deleted or inserted in the order of
-    ``maps`` (B, H, W) (use :func:`to_size` first); column 0 is the untouched start (the image for
-    deletion, the baseline for insertion), column ``steps`` the end. One batched forward pass per
-    step, on the model's device."""
+    ``maps`` (B, H, W) (use :func:`to_size` first), scored on the classes ``targets`` (one class
+    index per image, or one for all); column 0 is the untouched start (the image for deletion, the
+    baseline for insertion), column ``steps`` the end. One batched forward pass per step, on the
+    model's device."""
     if mode not in ("deletion", "insertion") or score not in ("prob", "logit"):
         raise ValueError(f"mode must be deletion/insertion and score prob/logit, got {mode!r}, {score!r}")
     if maps.shape != (x.shape[0], *x.shape[-2:]):
@@ -65,14 +67,14 @@ def curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.T
     order = ranking(maps.to(device), seed)
     b, n = order.shape
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand(b, n))
-    tgt = torch.as_tensor(target, device=device).long().expand(b)
+    targets = torch.as_tensor(targets, device=device).long().expand(b)
     out = []
     for s in range(steps + 1):
         moved = (rank < round(s * n / steps)).view(b, 1, *x.shape[-2:])
         img = torch.where(moved, base, x) if mode == "deletion" else torch.where(moved, x, base)
         logits = model(img)
         vals = logits.softmax(1) if score == "prob" else logits
-        out.append(vals[torch.arange(b, device=device), tgt])
+        out.append(vals[torch.arange(b, device=device), targets])
     return torch.stack(out, 1).cpu()
 
 

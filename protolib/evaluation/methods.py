@@ -1,4 +1,4 @@
-"""The maps of every compared method on one batch, for the class ``target`` of each image.
+"""The maps of every compared method on one batch, for the class ``targets[i]`` of each image.
 
 * ours: eq. 11 at the last block (B4) and propagated to B34 and B234 (:mod:`protolib.method.explain.cam`);
 * Grad-CAM at the last stage (the grid of B4) and at the first block of B234 (``layer4`` and
@@ -39,7 +39,7 @@ def head_name(model: nn.Module) -> str:
     return gap_split(model).head_name
 
 
-def ours(explainers: Mapping[str, ExplanationMaps], net: nn.Module, x: torch.Tensor, target: torch.Tensor,
+def ours(explainers: Mapping[str, ExplanationMaps], net: nn.Module, x: torch.Tensor, targets: torch.Tensor,
          head: str | None = None) -> dict[str, torch.Tensor]:
     """{"ours B4": (B, 2, 2), "ours B34": ..., "ours B234": ...} for ``net`` (the explainers' model
     or a copy of it with other weights); ``head`` is the dotted name of its classifier (default:
@@ -49,7 +49,7 @@ def ours(explainers: Mapping[str, ExplanationMaps], net: nn.Module, x: torch.Ten
     layers = {n for e in explainers.values() for n in e.layers}
     acts, h = cam.forward_capture(net, x, layers, last)
     head_layer = net.get_submodule(head_name(model) if head is None else head)
-    imp = cam.importance_from_activations(explainers, acts, head_layer, target, last, h)
+    imp = cam.importance_from_activations(explainers, acts, head_layer, targets, last, h)
     return {f"ours {k}": v.cpu() for k, v in imp.maps.items()}
 
 
@@ -73,11 +73,11 @@ class DFF:
     def segments(self) -> torch.Tensor:
         return self.concept_maps.argmax(1)
 
-    def class_map(self, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """sum_k H_k (c_j . W_k) / ||c_j||^2 for the target class of each image: (B, h, w)."""
+    def class_map(self, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """sum_k H_k (c_j . W_k) / ||c_j||^2 for the class ``targets[i]`` of each image: (B, h, w)."""
         w = weight.detach().double().cpu()
         scores = (w @ self.concepts) / (w * w).sum(1, keepdim=True)  # (C, K)
-        return torch.einsum("bkhw,bk->bhw", self.concept_maps, scores[target.cpu()]).float()
+        return torch.einsum("bkhw,bk->bhw", self.concept_maps, scores[targets.cpu()]).float()
 
 
 def dff(net: nn.Module, x: torch.Tensor, layer: str | None = None, n_components: int = 8) -> DFF:
@@ -98,9 +98,10 @@ def dff(net: nn.Module, x: torch.Tensor, layer: str | None = None, n_components:
     return DFF(torch.from_numpy(maps.copy()), torch.from_numpy(concepts - offset[:, None]))
 
 
-def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: torch.Tensor,
+def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, targets: int | torch.Tensor,
             net: nn.Module | None = None, n_components: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Every method's map (B, h, w) on its own grid for the batch ``x``, on the CPU.
+    """Every method's map (B, h, w) on its own grid for the batch ``x`` and the classes ``targets``
+    (one class index per image, or one for all), on the CPU.
 
     ``net`` defaults to the explainers' model; Grad-CAM and DFF are labelled by their layer
     (:func:`layers`: ``"Grad-CAM layer4"``, ``"Grad-CAM layer2"``, ``"DFF layer4"`` on a ResNet); the baselines are a random map per cell of the
@@ -109,13 +110,13 @@ def compare(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor, target: 
     first = next(iter(explainers.values()))
     net = first.model if net is None else net
     x = x.to(first.device_)
-    target = torch.as_tensor(target, device=x.device).long().expand(len(x))
-    out = ours(explainers, net, x, target)
+    targets = torch.as_tensor(targets, device=x.device).long().expand(len(x))
+    out = ours(explainers, net, x, targets)
     last, first_b234 = layers(first.model)
     for layer in (last, first_b234):
-        out[f"Grad-CAM {layer}"] = cam.grad_cam(net, x, target, layer=layer).cpu()
+        out[f"Grad-CAM {layer}"] = cam.grad_cam(net, x, targets, layer=layer).cpu()
     weight = net.get_submodule(head_name(first.model)).weight
-    out[f"DFF {last}"] = dff(net, x, last, n_components).class_map(weight, target)
+    out[f"DFF {last}"] = dff(net, x, last, n_components).class_map(weight, targets)
     grid = max((v.shape[-2:] for v in out.values()), key=lambda s: s[0] * s[1])
     out[f"random {grid[0]} x {grid[1]}"] = baselines.random_map(len(x), tuple(grid), seed)
     out["random per pixel"] = baselines.random_map(len(x), tuple(x.shape[-2:]), seed + 1)

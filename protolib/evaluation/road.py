@@ -52,16 +52,17 @@ def untie(maps: torch.Tensor, seed: int = 0) -> np.ndarray:
     return ranks.reshape(maps.shape)
 
 
-def _targets(target: torch.Tensor, probability: bool) -> list:
-    targets = require("pytorch_grad_cam.utils.model_targets", "ROAD (protolib.evaluation.road)")
-    kind = targets.ClassifierOutputSoftmaxTarget if probability else targets.ClassifierOutputTarget
-    return [kind(int(c)) for c in target]
+def _targets(targets: torch.Tensor, probability: bool) -> list:
+    model_targets = require("pytorch_grad_cam.utils.model_targets", "ROAD (protolib.evaluation.road)")
+    kind = model_targets.ClassifierOutputSoftmaxTarget if probability else model_targets.ClassifierOutputTarget
+    return [kind(int(c)) for c in targets]
 
 
-def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Tensor,
+def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, targets: int | torch.Tensor,
          percentiles: Sequence[int] = PERCENTILES, seed: int = 0, probability: bool = True,
          batch_size: int = 16, progress: bool = False) -> dict[str, torch.Tensor]:
-    """{"ROAD combined", "ROAD MoRF", "ROAD LeRF"}: (B,) scores of ``maps`` (B, h, w) for class ``target``.
+    """{"ROAD combined", "ROAD MoRF", "ROAD LeRF"}: (B,) scores of ``maps`` (B, h, w) for the classes
+    ``targets`` (one class index per image, or one for all).
 
     ``model`` returns logits (B, C); ``probability`` scores the softmax (grad-cam's tutorial), else
     the logit. MoRF and LeRF are averaged over ``percentiles`` by ``ROADCombined``'s own averagers;
@@ -71,7 +72,7 @@ def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Te
     if x.ndim != 4 or maps.ndim != 3 or len(maps) != len(x):
         raise ValueError(f"need images (B, 3, H, W) and maps (B, h, w) of one batch, got {tuple(x.shape)} "
                          f"and {tuple(maps.shape)}")
-    target = torch.as_tensor(target).long().expand(len(x))
+    targets = torch.as_tensor(targets).long().expand(len(x))
     metric = road_metrics.ROADCombined(percentiles=list(percentiles))
     ranks = untie(to_size(maps.float().cpu(), tuple(x.shape[-2:]), mode="bilinear"), seed)
     morf, lerf = [], []
@@ -80,7 +81,7 @@ def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Te
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for s in tqdm(range(0, len(x), batch_size), desc="ROAD", disable=not progress, leave=False):
-            xb, cb, tb = x[s:s + batch_size], ranks[s:s + batch_size], _targets(target[s:s + batch_size], probability)
+            xb, cb, tb = x[s:s + batch_size], ranks[s:s + batch_size], _targets(targets[s:s + batch_size], probability)
             lerf.append(torch.as_tensor(metric.lerf_averager(xb, cb, tb, model)))  # grad-cam's order: LeRF first
             morf.append(torch.as_tensor(metric.morf_averager(xb, cb, tb, model)))
     model.train(was_training)
@@ -88,11 +89,11 @@ def road(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Te
     return {"ROAD combined": (lerf_t - morf_t) / 2, "ROAD MoRF": morf_t, "ROAD LeRF": lerf_t}
 
 
-def road_all(model: nn.Module, maps: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
+def road_all(model: nn.Module, maps: dict[str, torch.Tensor], x: torch.Tensor, targets: int | torch.Tensor,
              percentiles: Sequence[int] = PERCENTILES, seed: int = 0, progress: bool = True
              ) -> dict[str, dict[str, torch.Tensor]]:
     """:func:`road` of every method's maps on the same images (same seed): {method: scores}."""
-    return {name: road(model, x, m, target, percentiles, seed)
+    return {name: road(model, x, m, targets, percentiles, seed)
             for name, m in tqdm(maps.items(), desc="ROAD", disable=not progress)}
 
 

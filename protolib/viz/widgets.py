@@ -34,25 +34,25 @@ class MapExplorer:
         names = class_names or getattr(dataset, "classes", None) or range(first.num_classes_)
         self.class_names = [str(c) for c in names]
 
-    def render(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), target: int = PREDICTED):
-        """The figure for image ``index``, the block set(s) named and class ``target``."""
+    def render(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), targets: int = PREDICTED):
+        """The figure for image ``index``, the block set(s) named and the class ``targets``."""
         names = [block_sets] if isinstance(block_sets, str) else list(block_sets)
         unknown = [n for n in names if n not in self.patches]
         if unknown:
             raise ValueError(f"no patches for block sets {unknown}; available: {sorted(self.patches)}")
         x, y = self.dataset[index]
-        imp = cam.importance_maps(self.explainers, x[None], None if target == PREDICTED else target)
+        imp = cam.importance_maps(self.explainers, x[None], None if targets == PREDICTED else targets)
         image = self.dataset.denormalize(x) if hasattr(self.dataset, "denormalize") else x
-        t, cnn = int(imp.target[0]), int(imp.logits.argmax(1)[0])
+        t, cnn = int(imp.targets[0]), int(imp.logits.argmax(1)[0])
         votes = ", ".join(f"{n}: {self.class_names[int(imp.explanations[n].prediction[0])]}" for n in names)
         title = (f"image {index}: true {self.class_names[y]}, CNN {self.class_names[cnn]}, eq. 10 {votes}; "
                  f"importance for class {self.class_names[t]}")
         return viz_maps.figure1(image, {n: imp.explanations[n] for n in names}, {n: imp.maps[n][0] for n in names},
                                 {n: self.patches[n] for n in names}, self.class_names, title)
 
-    def widget(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), target: int = PREDICTED):
+    def widget(self, index: int = 0, block_sets: str | Sequence[str] = ("B4", "B234"), targets: int = PREDICTED):
         """An ipywidgets box: image slider, block-set and class drop-downs, and the figure; it opens
-        on ``render(index, block_sets, target)``."""
+        on ``render(index, block_sets, targets)``."""
         w = require("ipywidgets", "the maps explorer widget")
         from IPython.display import display
 
@@ -63,7 +63,7 @@ class MapExplorer:
         values = [v for _, v in options]
         block = w.Dropdown(options=options, value=start if start in values else values[0], description="block set")
         choice = w.Dropdown(options=[("predicted by the CNN", PREDICTED)] +
-                            [(str(c), i) for i, c in enumerate(self.class_names)], value=target, description="class")
+                            [(str(c), i) for i, c in enumerate(self.class_names)], value=targets, description="class")
         out = w.Output()
 
         def redraw(_=None):

@@ -98,9 +98,10 @@ class Explanation:
 
 
 @torch.no_grad()
-def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, target: int | None = None,
+def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, targets: int | None = None,
             percentile: float = 95.0) -> Explanation:
-    """Top prototypes behind the logit of ``target`` (default: the prediction) for one image (3, H, W)."""
+    """Top prototypes behind the logit of the class ``targets`` (default: the prediction) for one
+    image (3, H, W)."""
     if image.ndim != 3:
         raise ValueError(f"expected one image (3, H, W), got {tuple(image.shape)}")
     model.eval()
@@ -108,7 +109,7 @@ def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, target: int | N
     z = model.latent(x)
     out = model.forward_latent(z)
     logits, dmin = out.logits[0].float(), out.min_distances[0]
-    c = int(logits.argmax()) if target is None else int(target)
+    c = int(logits.argmax()) if targets is None else int(targets)
     sims = log_similarity(dmin)
     contributions = model.last_layer.weight[c] * sims
     order = contributions.argsort(descending=True)[:top]

@@ -87,14 +87,14 @@ def propagate_chain(att: torch.Tensor, segments: Sequence[torch.Tensor]) -> list
 
 @dataclass
 class Importance:
-    """Importance maps of a batch for the classes ``target`` (B,).
+    """Importance maps of a batch for the classes ``targets`` (B,), one class index per image.
 
     att: (B, C, h, w) eq. 11 at the last block for every class; logits: (B, C);
-    maps: {block set: (B, H_b, W_b)} for the target class, the block set of the encoder output
+    maps: {block set: (B, H_b, W_b)} for each image's class in ``targets``, the block set of the encoder output
     alone (``"B4"``) being eq. 11 itself; explanations: {block set: ExplanationMap}.
     """
 
-    target: torch.Tensor
+    targets: torch.Tensor
     logits: torch.Tensor
     att: torch.Tensor
     maps: dict[str, torch.Tensor]
@@ -122,15 +122,15 @@ def forward_capture(net: nn.Module, x: torch.Tensor, layers: Sequence[str],
 
 @torch.no_grad()
 def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
-                    target: int | torch.Tensor | None = None, last_layer: str | None = None) -> Importance:
+                    targets: int | torch.Tensor | None = None, last_layer: str | None = None) -> Importance:
     """Explanation and importance maps of ``x`` for every fitted block set, in one forward pass.
 
     ``explainers`` share one model; they are walked from the smallest grid to the largest (e.g.
     B4, B34, B234), each step propagating the previous importance map onto its segments.
     ``last_layer`` is the module whose output is the encoder output h; by default it is found
     from the model (:func:`encoder_output_layer`: ``layer4`` for ResNets).
-    ``target`` defaults to the CNN's predicted class; else an int or one class index per image,
-    each in [0, C).
+    ``targets`` defaults to the CNN's predicted class; else an int (the same class for every image)
+    or one class index per image, each in [0, C).
 
     >>> import torchvision
     >>> from protolib import ExplanationMaps, importance_maps, load
@@ -148,15 +148,15 @@ def importance_maps(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     else:
         get_layer(first.model, last_layer)
     head = gap_split(first.model).head
-    tgt = check_class_targets("target", target, len(x), head.out_features)
+    targets = check_class_targets("targets", targets, len(x), head.out_features)
     layers = {n for e in explainers.values() for n in e.layers}
     acts, h = forward_capture(first.model, x.to(first.device_), layers, last_layer)
-    return importance_from_activations(explainers, acts, head, tgt, last_layer, h)
+    return importance_from_activations(explainers, acts, head, targets, last_layer, h)
 
 
 @torch.no_grad()
 def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts: Mapping[str, torch.Tensor],
-                                head: nn.Linear, target: torch.Tensor | None = None,
+                                head: nn.Linear, targets: torch.Tensor | None = None,
                                 last_layer: str | None = None, h: torch.Tensor | None = None) -> Importance:
     """:func:`importance_maps` from captured block outputs and a linear ``head`` (no checks).
 
@@ -164,7 +164,7 @@ def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts:
     another network of the same shape (the randomisation check feeds a randomised copy).
     ``h`` is the encoder output (default: ``acts[last_layer]``); a block set of ``last_layer``
     alone gets eq. 11 itself, every other one the propagated map.
-    ``target``: (B,) class indices, or ``None`` for the class the head predicts.
+    ``targets``: (B,) class indices, or ``None`` for the class the head predicts.
     """
     if h is None:
         if last_layer is None:
@@ -173,8 +173,8 @@ def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts:
     outs = {n: e.explain_activations(acts) for n, e in explainers.items()}
     names = sorted(outs, key=lambda n: outs[n].segments.shape[-2] * outs[n].segments.shape[-1])
     att, logits = attribution(h, head.weight), head(h.mean((2, 3)))
-    tgt = logits.argmax(1) if target is None else target.to(h.device)
-    current = att[torch.arange(len(h), device=h.device), tgt]
+    targets = logits.argmax(1) if targets is None else targets.to(h.device)
+    current = att[torch.arange(len(h), device=h.device), targets]
     maps = {}
     for name in names:
         seg = outs[name].segments
@@ -183,12 +183,13 @@ def importance_from_activations(explainers: Mapping[str, ExplanationMaps], acts:
             continue
         current = propagate(current, seg)
         maps[name] = current
-    return Importance(tgt, logits, att, maps, {n: outs[n] for n in names})
+    return Importance(targets, logits, att, maps, {n: outs[n] for n in names})
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, layer: str | nn.Module | None = None,
+def grad_cam(model: nn.Module, x: torch.Tensor, targets: int | torch.Tensor, layer: str | nn.Module | None = None,
              size: tuple[int, int] | None = None, relu: bool = True) -> torch.Tensor:
-    """Grad-CAM of ``target`` at ``layer`` through Captum: (B, h, w), or (B, *size) upsampled bilinearly.
+    """Grad-CAM of the classes ``targets`` (one class index per image, or one for all) at ``layer``
+    through Captum: (B, h, w), or (B, *size) upsampled bilinearly.
 
     ``layer`` defaults to the first block of B234, the stage three from the end of the model
     (``layer2`` of a ResNet): the grid of the finest explanation map.
@@ -202,7 +203,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, laye
     was_training = model.training
     model.eval()
     try:
-        cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=relu)
+        cam = LayerGradCam(model, module).attribute(x, target=targets, relu_attributions=relu)
     finally:
         model.train(was_training)
     if size is not None:

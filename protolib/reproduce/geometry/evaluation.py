@@ -51,11 +51,12 @@ def eval_batch(test_set, n: int, seed: int, recipe: GeometryRecipe):
     return idx, x, masks
 
 
-def faithfulness(model, maps, x, target, recipe: GeometryRecipe, seed: int, progress: bool) -> dict:
-    """Deletion/insertion areas on ``n_curve`` images and ROAD on ``n_road`` (plus a constant map)."""
+def faithfulness(model, maps, x, targets, recipe: GeometryRecipe, seed: int, progress: bool) -> dict:
+    """Deletion/insertion areas on ``n_curve`` images and ROAD on ``n_road`` (plus a constant map),
+    for the classes ``targets``."""
     names = [k for k in maps if k != "random per pixel"]  # a per-pixel random order blurs nothing away
     n = recipe.n_curve
-    areas = evaluate.areas(evaluate.curves(model, {k: maps[k][:n] for k in names}, x[:n], target[:n],
+    areas = evaluate.areas(evaluate.curves(model, {k: maps[k][:n] for k in names}, x[:n], targets[:n],
                                            recipe.steps, "blur", progress))
     r = recipe.n_road
     road_maps = {k: maps[k][:r] for k in names}
@@ -63,7 +64,7 @@ def faithfulness(model, maps, x, target, recipe: GeometryRecipe, seed: int, prog
     if "ours B4" in maps:  # a random map as smooth as B4's grid: controls ROAD's bias for smooth maps
         g = tuple(maps["ours B4"].shape[-2:])
         road_maps[f"random {g[0]} x {g[1]}"] = baselines.random_map(min(r, len(x)), g, seed + 2)
-    scores = road.road_all(model, road_maps, x[:r], target[:r], recipe.road_percentiles, seed, progress)
+    scores = road.road_all(model, road_maps, x[:r], targets[:r], recipe.road_percentiles, seed, progress)
     return {"areas": areas, "road": scores}
 
 
@@ -96,18 +97,18 @@ def evaluate_seed(model, explainers, test_set, recipe: GeometryRecipe, seed: int
     device = next(iter(explainers.values())).device_
     x = x.to(device)
     with torch.no_grad():
-        target = model(x).argmax(1)
+        targets = model(x).argmax(1)  # the predicted classes
     labels = torch.as_tensor(test_set.targets)[idx]
-    maps = methods.compare(explainers, x, target, n_components=recipe.n_concepts, seed=seed)
+    maps = methods.compare(explainers, x, targets, n_components=recipe.n_concepts, seed=seed)
     n_parts = len(test_set.part_names)
     deciding = deciding_parts(test_set, labels)
-    sanity = evaluate.randomisation(explainers, x[:recipe.n_sanity], target[:recipe.n_sanity], seed=seed,
+    sanity = evaluate.randomisation(explainers, x[:recipe.n_sanity], targets[:recipe.n_sanity], seed=seed,
                                     n_components=recipe.n_concepts)
     return _plain({
-        "images": idx, "cnn_correct": (target.cpu() == labels).double(),
+        "images": idx, "cnn_correct": (targets.cpu() == labels).double(),
         "grids": {k: list(v.shape[-2:]) for k, v in maps.items()},
         "localisation": evaluate.localisation(maps, masks, n_parts, deciding),
-        **faithfulness(model, maps, x, target, recipe, seed, progress),
+        **faithfulness(model, maps, x, targets, recipe, seed, progress),
         "randomisation": evaluate.randomisation_table(sanity),
         "parts": part_alignment(explainers, x, masks, recipe, seed),
         "consistency": part_consistency(explainers, x, masks, labels, n_parts, recipe, seed),

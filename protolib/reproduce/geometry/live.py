@@ -92,14 +92,14 @@ def per_image(trained: train.TrainResult, explainers: dict, recipe: GeometryReci
     device = next(iter(explainers.values())).device_
     x = x.to(device)
     with torch.no_grad():
-        target = trained.model(x).argmax(1)
+        targets = trained.model(x).argmax(1)
     labels = torch.as_tensor(test_set.targets)[idx]
-    maps = methods.compare(explainers, x, target, n_components=recipe.n_concepts, seed=seed)
+    maps = methods.compare(explainers, x, targets, n_components=recipe.n_concepts, seed=seed)
     deciding = deciding_parts(test_set, labels)
     local = evaluate.localisation(maps, masks, len(test_set.part_names), deciding)
     names = [k for k in maps if k != "random per pixel"]
     n = min(n_curve, len(x))
-    areas = evaluate.areas(evaluate.curves(trained.model, {k: maps[k][:n] for k in names}, x[:n], target[:n],
+    areas = evaluate.areas(evaluate.curves(trained.model, {k: maps[k][:n] for k in names}, x[:n], targets[:n],
                                            recipe.steps, "blur", progress=False))
     plain = {"localisation": local, "areas": areas}
     return {s: {m: {k: v.double().cpu().flatten().tolist() for k, v in ms.items() if k != "deciding-part share"}
