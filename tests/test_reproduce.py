@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import math
-from fractions import Fraction
 from dataclasses import replace
+from fractions import Fraction
 
 import pytest
 import torch
