@@ -6,12 +6,16 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 
+from protolib.method.explain import kmeans as kmeans_module
 from protolib.method.explain.kmeans import (
     FULL_PER_CENTRE,
+    GEMM_COLUMNS,
     _pass,
+    add_rows,
     assign,
     chunk_rows,
     kmeans,
+    padded_columns,
     ward_merge,
 )
 
@@ -168,3 +172,43 @@ def test_many_points_bad_input_is_refused(many_blobs):
     bad[7000, 3] = float("nan")  # outside most samples: found by the full passes
     with pytest.raises(ValueError, match="NaN"):
         kmeans(bad, 5, seed=0)
+
+
+def test_refining_on_a_larger_sample_keeps_the_blobs_and_labels_every_point(many_blobs, monkeypatch):
+    """With fewer refining rows than points (here 2,000 of 8,000), the centres are the means of the
+    refining sample's rows of each blob (within sampling error of the blob means), while the labels
+    and the inertia are those of all points under these centres."""
+    x, y, means = many_blobs
+    monkeypatch.setattr(kmeans_module, "REFINE_PER_CENTRE", 400)
+    res = kmeans(x, 5, seed=0)
+    order = ((means[:, None] - res.centers.double().numpy()[None]) ** 2).sum(-1).argmin(1)
+    assert sorted(order.tolist()) == [0, 1, 2, 3, 4] and len(res.labels) == len(x)
+    assert len(set(zip(res.labels.tolist(), y.tolist()))) == 5
+    err = np.abs(res.centers.double().numpy()[order] - means).max()
+    assert 1e-6 < err < 0.1  # not the full means (std 0.5 over ~400 rows: ~0.025), but close to them
+    d = ((x[:, None].double() - res.centers[None].double()) ** 2).sum(-1)  # every point, in float64
+    assert torch.equal(d.argmin(1), res.labels)
+    # float32 |x - s|^2 + |c|^2 - 2 x.c far from the origin, as in the test above: ~1e-5 of the inertia
+    assert res.inertia == pytest.approx(float(d.min(1).values.sum()), rel=1e-4)
+    known = float(((x.double().numpy() - means[y.numpy()]) ** 2).sum())
+    assert known < res.inertia < known * (1 + 5 / 400)  # about 1/400 of the inertia per centre at most
+
+
+def test_padded_columns_adds_zero_columns_up_to_a_register_width():
+    w = torch.randn(7, 11)
+    wide = padded_columns(w)
+    assert wide.shape == (7, GEMM_COLUMNS) and wide.T.is_contiguous()
+    assert torch.equal(wide[:, :11], w) and not wide[:, 11:].any()
+    exact = torch.randn(7, 2 * GEMM_COLUMNS)
+    assert padded_columns(exact) is exact  # already a multiple: untouched
+    x = torch.randn(50, 7)
+    torch.testing.assert_close((x @ wide)[:, :11], x @ w)
+
+
+def test_add_rows_sums_each_labels_rows_in_float64():
+    rows = torch.arange(12.0).view(6, 2)
+    labels = torch.tensor([2, 0, 2, 1, 0, 2])
+    sums = torch.ones(3, 2, dtype=torch.float64)
+    add_rows(sums, labels, rows)
+    expected = 1 + torch.stack([rows[labels == j].sum(0) for j in range(3)]).double()
+    assert sums.dtype == torch.float64 and torch.equal(sums, expected)

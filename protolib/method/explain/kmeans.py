@@ -20,12 +20,13 @@ by step so that the two agree (tested: same initial centres give the same labels
 On many points (more than ``FULL_PER_CENTRE * k``) it does about faiss's amount of work and keeps
 the inertia of a full fit: the steps above run on a seeded sample of ``sample * k`` rows (faiss's
 256 per centre by default), with 2k centres merged down to k by Ward's cost (:func:`ward_merge`),
-then ``refine`` Lloyd passes over all the points (assignment and centre sums fused chunk by chunk)
-and one last pass for the labels and the inertia. Those passes read ``x`` in place (no centred
-copy: distances are taken from the sample's mean, see :func:`_pass`). The full pass removes the
-sample's error on the centres (about 1/``sample`` of the inertia, 0.4 % at 256). Measured by
-``benchmarks/kmeans_backends.py`` on synthetic pixels: 0.1-0.8 % *below* scikit-learn's and faiss's
-full fits at 23,520 x 896 (k=10) and 200,000 x 896 (k=5).
+then ``refine`` Lloyd passes over a larger sample of ``REFINE_PER_CENTRE * k`` rows (all the points
+when there are fewer; assignment and centre sums fused chunk by chunk) and one last pass over all
+the points for the labels and the inertia, as faiss's search. Those passes read ``x`` in place (no
+centred copy: distances are taken from the sample's mean, see :func:`_pass`). The refining passes
+remove most of the sample's error on the centres: about 1/``sample`` of the inertia (0.4 % at 256)
+before them, about 1/4096 after. Measured by ``benchmarks/kmeans_backends.py`` on synthetic pixels:
+0.1-0.8 % *below* scikit-learn's and faiss's full fits at 23,520 x 896 (k=10) and 200,000 x 896 (k=5).
 """
 
 from __future__ import annotations
@@ -48,10 +49,33 @@ class KMeansResult:
 
 
 SAMPLE_PER_CENTRE = 256  # rows per centre of the sample the many-points fit starts on (faiss's default)
+REFINE_PER_CENTRE = 4096  # rows per centre of the larger sample its refining Lloyd passes read (all when fewer)
 FULL_PER_CENTRE = 1024  # up to this many rows per centre, Lloyd runs on all of them (faiss FAQ: ~1000 k)
-PASS_ROWS = 4096  # rows per chunk of a full pass: the chunk stays in cache between the two GEMMs
+PASS_ROWS = 2048  # rows per chunk of a full pass (7 MiB at 896 dims): it stays in cache between its reads
 CHUNK_ELEMENTS = 1 << 24  # default size of a (rows, k) distance block: 64 MiB in float32
 STEP_ROWS = 16384  # rows per fused assignment + centre-sum chunk of a Lloyd step (measured fastest on CPU)
+GEMM_COLUMNS = 16  # centre columns of a pass's GEMM are padded to a multiple of this (one AVX-512 register)
+
+
+def padded_columns(w: torch.Tensor) -> torch.Tensor:
+    """(D, m) -> (D, m') with zero columns up to a multiple of :data:`GEMM_COLUMNS`, as a view of a
+    row-major (m', D) tensor. A thin GEMM's time on a CPU depends on its column count, not only on
+    its work: (4096 x 896) @ (896 x m) takes 1.5-2.5x longer at m = 6 or 11 than at m = 16 here
+    (``benchmarks/kmeans_backends.py``); the padded columns' products are zeros, never read."""
+    m = w.shape[1]
+    wide = -(-m // GEMM_COLUMNS) * GEMM_COLUMNS
+    if w.device.type != "cpu" or wide == m:
+        return w
+    out = torch.zeros(wide, w.shape[0], dtype=w.dtype, device=w.device)
+    out[:m] = w.T
+    return out.T
+
+
+def add_rows(sums: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> None:
+    """``sums[j] += sum of the rows labelled j`` (sums (k, D) float64, in place): the chunk is summed in
+    its own dtype by ``index_add_`` (one read of the rows; a one-hot GEMM costs a thin GEMM more)."""
+    part = torch.zeros(sums.shape, dtype=rows.dtype, device=rows.device).index_add_(0, labels, rows)
+    sums += part.double()
 
 
 def chunk_rows(k: int, chunk_size: int | None) -> int:
@@ -143,8 +167,7 @@ def _lloyd_step(x, x_sq, centers, chunk_size):
     for a in range(0, len(x), rows):  # E and M on one chunk while it is fresh in memory
         part = x[a:a + rows]
         dists[a:a + rows], labels[a:a + rows] = _nearest(part, centers, c_sq, x_sq[a:a + rows])
-        onehot = torch.nn.functional.one_hot(labels[a:a + rows], k).to(x.dtype).T.contiguous()
-        sums += (onehot @ part).double()  # per-chunk sums in x's dtype, total in float64
+        add_rows(sums, labels[a:a + rows], part)  # per-chunk sums in x's dtype, total in float64
     counts = torch.bincount(labels, minlength=k).double()
     return labels, dists, sums, counts
 
@@ -237,7 +260,7 @@ def _pass(x: torch.Tensor, centers: torch.Tensor, shift: torch.Tensor, rows: int
     """
     k, c64, s64 = len(centers), centers.double(), shift.double().flatten()
     bias = (c64.square().sum(1) + 2 * (c64 @ s64)).to(x.dtype)
-    ct = torch.cat([centers.to(x.dtype), shift.to(x.dtype)]).T  # (D, k + 1), a view as MKL likes it
+    ct = padded_columns(torch.cat([centers.to(x.dtype), shift.to(x.dtype)]).T)  # (D, >= k + 1), a view as MKL likes it
     labels = torch.empty(len(x), dtype=torch.long, device=x.device)
     out = torch.empty(len(x), dtype=torch.float64, device=x.device) if dists else None
     total = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device) if sums else None
@@ -249,8 +272,7 @@ def _pass(x: torch.Tensor, centers: torch.Tensor, shift: torch.Tensor, rows: int
             sq = sq_norms(part).double() - 2 * prod[:, k].double() + s64.square().sum()
             out[a:a + rows] = (sq + best.double()).clamp_min_(0.0)
         if sums:
-            onehot = torch.nn.functional.one_hot(labels[a:a + rows], k).to(x.dtype).T
-            total += (onehot @ part).double()
+            add_rows(total, labels[a:a + rows], part)
     counts = torch.bincount(labels, minlength=k).double() if sums else None
     return labels, out, total, counts
 
@@ -288,14 +310,17 @@ def _fit_sample(xs, k, n_init, max_iter, tol, gen, chunk_size) -> KMeansResult:
 
 def _kmeans_sampled(x, k, n_init, max_iter, tol, gen, chunk_size, sample, refine) -> KMeansResult:
     """The many-points route (module doc): fit on ``sample * k`` seeded rows, ``refine`` Lloyd
-    passes over all of ``x``, one pass for labels and inertia."""
-    xs = x[torch.randperm(len(x), generator=gen)[: sample * k].to(x.device)]
+    passes over ``REFINE_PER_CENTRE * k`` of them (all of ``x`` when fewer), one pass over all of
+    ``x`` for labels and inertia."""
+    order = torch.randperm(len(x), generator=gen).to(x.device)
+    xs = x[order[: sample * k]]
     shift = xs.mean(0, keepdim=True)
     _finite(shift)
     fit = _fit_sample(xs, k, n_init, max_iter, tol, gen, chunk_size)
     centers, rows = fit.centers - shift, min(chunk_rows(k, chunk_size), PASS_ROWS)
+    xr = x if len(x) <= REFINE_PER_CENTRE * k or refine == 0 else x[order[: REFINE_PER_CENTRE * k]]
     for _ in range(refine):
-        _, _, sums, counts = _pass(x, centers, shift, rows, sums=True)
+        _, _, sums, counts = _pass(xr, centers, shift, rows, sums=True)
         hit = counts > 0  # a centre no point chose keeps its place
         centers[hit] = (sums[hit] / counts[hit].unsqueeze(1) - shift.double()).to(x.dtype)
     labels, dists, _, _ = _pass(x, centers, shift, rows, dists=True)
@@ -312,8 +337,9 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
 
     ``seed`` is an int or a CPU ``torch.Generator`` (consumed in order, so the same seed gives the
     same result). ``init`` (k, D) replaces k-means++ (then one run, Lloyd on all points). Above
-    ``FULL_PER_CENTRE * k`` points the fit starts on ``sample * k`` seeded rows and ends with
-    ``refine`` full Lloyd passes (module doc); ``sample=None`` runs Lloyd on all points whatever N.
+    ``FULL_PER_CENTRE * k`` points the fit starts on ``sample * k`` seeded rows, takes ``refine``
+    Lloyd passes over ``REFINE_PER_CENTRE * k`` of them and ends with one pass over all points for
+    the labels (module doc); ``sample=None`` runs Lloyd on all points whatever N.
     Returns a :class:`KMeansResult` with the centres in ``x``'s coordinates and dtype.
     """
     check_points(x, k)
@@ -336,5 +362,6 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
     return best
 
 
-__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows", "generator", "check_points",
-           "centred", "sq_norms", "assign", "kmeans_plusplus", "mean_variance", "lloyd", "ward_merge", "kmeans"]
+__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows", "generator",
+           "check_points", "centred", "sq_norms", "padded_columns", "add_rows", "assign", "kmeans_plusplus",
+           "mean_variance", "lloyd", "ward_merge", "kmeans"]

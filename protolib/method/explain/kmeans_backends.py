@@ -26,6 +26,7 @@ import torch
 
 from protolib.core.extras import require
 from protolib.method.explain.kmeans import (
+    PASS_ROWS,
     KMeansResult,
     _pass,
     centred,
@@ -143,16 +144,23 @@ def _head_fit(sample: torch.Tensor, k: int, runs: int, max_iter: int, tol: float
     rows under its labels (exact means, without the rounding of the centred coordinates)."""
     fit = kmeans(sample, k, n_init=runs, max_iter=max_iter, tol=tol, seed=seed, chunk_size=chunk_size)
     sums = torch.zeros(k, sample.shape[1], dtype=torch.float64, device=sample.device)
-    sums.index_add_(0, fit.labels, sample.double())
+    for rows, labels in zip(sample.split(PASS_ROWS), fit.labels.split(PASS_ROWS)):  # no float64 copy of the head
+        sums.index_add_(0, labels, rows.double())
     counts = torch.bincount(fit.labels, minlength=k).double().unsqueeze(1)
     return torch.where(counts > 0, sums / counts.clamp_min(1), fit.centers.double()).float()
+
+
+def _rows(k: int, chunk_size: int | None) -> int:
+    """Rows per chunk of a pass over one batch: a batch of the stream (50,176 rows of one class's
+    pixels) is read in chunks that stay in cache between the GEMM and the norms, as in memory."""
+    return min(chunk_rows(k, chunk_size), PASS_ROWS)
 
 
 def _minibatch_epoch(prepared, centers: torch.Tensor, counts: torch.Tensor, shift, chunk_size) -> None:
     """One epoch of Sculley's mini-batch update, in place: each batch moves every centre towards the mean of
     its points in the batch with the rate (its points in the batch) / (its points so far)."""
     for b in prepared:
-        _, _, sums, n_b = _pass(b, centers - shift, shift, chunk_rows(len(centers), chunk_size), sums=True)
+        _, _, sums, n_b = _pass(b, centers - shift, shift, _rows(len(centers), chunk_size), sums=True)
         counts += n_b
         hit = n_b > 0
         rate = (n_b[hit] / counts[hit]).unsqueeze(1)
@@ -162,7 +170,7 @@ def _minibatch_epoch(prepared, centers: torch.Tensor, counts: torch.Tensor, shif
 
 def _stream_pass(prepared, centers: torch.Tensor, shift, chunk_size, sums: bool) -> tuple:
     """One exact pass over the stream: (inertia of ``centers``, float64 sums (k, D) and counts, or None)."""
-    inertia, total, counts, rows = 0.0, None, None, chunk_rows(len(centers), chunk_size)
+    inertia, total, counts, rows = 0.0, None, None, _rows(len(centers), chunk_size)
     for b in prepared:
         _, dists, part, n_b = _pass(b, centers - shift, shift, rows, sums=sums, dists=True)
         inertia += dists.sum().item()
@@ -200,7 +208,8 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
     device, shift = sample.device, sample.mean(0, keepdim=True)
     centers = init.to(sample).clone() if init is not None else _head_fit(sample, k, init_runs or n_init, max_iter,
                                                                           tol, seed, chunk_size)
-    abs_tol = tol * mean_variance(sample - shift, sq_norms(sample - shift), torch.zeros_like(shift[0]))
+    if max_epochs > 0:  # the mini-batch epochs' stopping rule
+        abs_tol = tol * mean_variance(sample - shift, sq_norms(sample - shift), torch.zeros_like(shift[0]))
     del sample
 
     def prepared(desc):
