@@ -60,7 +60,11 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def _reader_env(venv: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    """The caller's environment with the new venv first; without PYTHONDONTWRITEBYTECODE (set on some
+    machines), so that the first import writes torch's bytecode as a reader's Python does, and the
+    notebook's kernel does not compile torch from source again (about 10 s a process here)."""
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     return env
