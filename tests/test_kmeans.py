@@ -9,15 +9,13 @@ from sklearn.datasets import make_blobs
 from protolib.method.explain import kmeans as kmeans_module
 from protolib.method.explain.kmeans import (
     FULL_PER_CENTRE,
-    GEMM_COLUMNS,
     _pass,
-    add_rows,
     assign,
     chunk_rows,
     kmeans,
-    padded_columns,
     ward_merge,
 )
+from protolib.method.explain.kmeans_ops import GEMM_COLUMNS, add_rows, padded_columns
 
 
 @pytest.fixture(scope="module")

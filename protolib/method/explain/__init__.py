@@ -4,6 +4,7 @@ The modules, in the order the paper builds the method:
 
 ``blocks``          block sets (B4, B34, B234: the model's last stages) and the composite pixel features of eq. 6-8
 ``kmeans``          a chunked torch k-means (k-means++ and Lloyd), checked against scikit-learn
+``kmeans_ops``      the kernels of its passes: row norms, centre sums, the GEMM's padding
 ``kmeans_backends`` one call for the exact, faiss and streaming k-means
 ``kmeans_dask``     the same Lloyd iterations on a Dask cluster
 ``maps``            ``ExplanationMaps``: class-wise pixel prototypes (fit), eq. 9 maps, eq. 10 scores

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import torch
 
+from protolib.method.explain.kmeans_ops import add_rows, padded_columns, sq_norms
+
 
 @dataclass
 class KMeansResult:
@@ -54,30 +56,6 @@ FULL_PER_CENTRE = 1024  # up to this many rows per centre, Lloyd runs on all of 
 PASS_ROWS = 2048  # rows per chunk of a full pass (7 MiB at 896 dims): it stays in cache between its reads
 CHUNK_ELEMENTS = 1 << 24  # default size of a (rows, k) distance block: 64 MiB in float32
 STEP_ROWS = 16384  # rows per fused assignment + centre-sum chunk of a Lloyd step (measured fastest on CPU)
-GEMM_COLUMNS = 16  # centre columns of a pass's GEMM are padded to a multiple of this (one AVX-512 register)
-
-
-def padded_columns(w: torch.Tensor) -> torch.Tensor:
-    """(D, m) -> (D, m') with zero columns up to a multiple of :data:`GEMM_COLUMNS`, as a view of a
-    row-major (m', D) tensor. A thin GEMM's time on a CPU depends on its column count, not only on
-    its work: (4096 x 896) @ (896 x m) takes 1.5-2.5x longer at m = 6 or 11 than at m = 16 here
-    (``benchmarks/kmeans_backends.py``); the padded columns' products are zeros, never read."""
-    m = w.shape[1]
-    wide = -(-m // GEMM_COLUMNS) * GEMM_COLUMNS
-    if w.device.type != "cpu" or wide == m:
-        return w
-    out = torch.zeros(wide, w.shape[0], dtype=w.dtype, device=w.device)
-    out[:m] = w.T
-    return out.T
-
-
-def add_rows(sums: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> None:
-    """``sums[j] += sum of the rows labelled j`` (sums (k, D) float64, in place): the chunk is summed in
-    its own dtype by ``index_add_`` (one read of the rows; a one-hot GEMM costs a thin GEMM more)."""
-    part = torch.zeros(sums.shape, dtype=rows.dtype, device=rows.device).index_add_(0, labels, rows)
-    sums += part.double()
-
-
 def chunk_rows(k: int, chunk_size: int | None) -> int:
     """Rows per chunk: ``chunk_size`` when given, else as many as keep a (rows, k) block at CHUNK_ELEMENTS."""
     if chunk_size is not None:
@@ -122,11 +100,6 @@ def assign(x: torch.Tensor, centers: torch.Tensor, chunk_size: int | None = None
         part = None if x_sq is None else x_sq[a:a + chunk_size]
         dists[a:a + chunk_size], labels[a:a + chunk_size] = _nearest(x[a:a + chunk_size], centers, c_sq, part)
     return labels, dists
-
-
-def sq_norms(x: torch.Tensor) -> torch.Tensor:
-    """|x_i|^2 of every row of ``x`` (N, D) -> (N,), without an (N, D) temporary."""
-    return torch.linalg.vector_norm(x, dim=1).square_()
 
 
 def kmeans_plusplus(x: torch.Tensor, k: int, generator: torch.Generator, n_local_trials: int | None = None,
@@ -363,5 +336,5 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
 
 
 __all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows", "generator",
-           "check_points", "centred", "sq_norms", "padded_columns", "add_rows", "assign", "kmeans_plusplus",
+           "check_points", "centred", "assign", "kmeans_plusplus",
            "mean_variance", "lloyd", "ward_merge", "kmeans"]

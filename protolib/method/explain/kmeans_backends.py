@@ -35,8 +35,8 @@ from protolib.method.explain.kmeans import (
     kmeans,
     kmeans_plusplus,
     mean_variance,
-    sq_norms,
 )
+from protolib.method.explain.kmeans_ops import sq_norms
 
 BACKENDS = ("exact", "faiss", "streaming")
 

@@ -1,0 +1,41 @@
+"""The kernels of a k-means pass over chunks of rows: row norms, centre sums, and the GEMM's padding.
+
+Small and separate so that :mod:`protolib.method.explain.kmeans` (the algorithm) and
+:mod:`protolib.method.explain.kmeans_backends` (the stream) share them; each is measured by
+``benchmarks/kmeans_backends.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+GEMM_COLUMNS = 16  # centre columns of a pass's GEMM are padded to a multiple of this (one AVX-512 register)
+
+
+def padded_columns(w: torch.Tensor) -> torch.Tensor:
+    """(D, m) -> (D, m') with zero columns up to a multiple of :data:`GEMM_COLUMNS`, as a view of a
+    row-major (m', D) tensor. A thin GEMM's time on a CPU depends on its column count, not only on
+    its work: (4096 x 896) @ (896 x m) takes 1.5-2.5x longer at m = 6 or 11 than at m = 16 here
+    (``benchmarks/kmeans_backends.py``); the padded columns' products are zeros, never read."""
+    m = w.shape[1]
+    wide = -(-m // GEMM_COLUMNS) * GEMM_COLUMNS
+    if w.device.type != "cpu" or wide == m:
+        return w
+    out = torch.zeros(wide, w.shape[0], dtype=w.dtype, device=w.device)
+    out[:m] = w.T
+    return out.T
+
+
+def add_rows(sums: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> None:
+    """``sums[j] += sum of the rows labelled j`` (sums (k, D) float64, in place): the chunk is summed in
+    its own dtype by ``index_add_`` (one read of the rows; a one-hot GEMM costs a thin GEMM more)."""
+    part = torch.zeros(sums.shape, dtype=rows.dtype, device=rows.device).index_add_(0, labels, rows)
+    sums += part.double()
+
+
+def sq_norms(x: torch.Tensor) -> torch.Tensor:
+    """|x_i|^2 of every row of ``x`` (N, D) -> (N,), without an (N, D) temporary."""
+    return torch.linalg.vector_norm(x, dim=1).square_()
+
+
+__all__ = ["GEMM_COLUMNS", "padded_columns", "add_rows", "sq_norms"]
