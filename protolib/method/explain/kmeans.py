@@ -65,6 +65,12 @@ def chunk_rows(k: int, chunk_size: int | None) -> int:
     return max(256, CHUNK_ELEMENTS // max(k, 1))
 
 
+def pass_rows(k: int, chunk_size: int | None) -> int:
+    """Rows per chunk of a pass over many points (a sample's refining passes, the labels pass, a
+    stream's batch): :func:`chunk_rows`, at most ``PASS_ROWS``, so the chunk stays in cache."""
+    return min(chunk_rows(k, chunk_size), PASS_ROWS)
+
+
 def _sq_dist(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
     """|x - c|^2 for x: (n, D), c: (k, D) -> (n, k), clipped at 0 (x_sq: (n,) precomputed |x|^2)."""
     x_sq = sq_norms(x) if x_sq is None else x_sq
@@ -290,7 +296,7 @@ def _kmeans_sampled(x, k, n_init, max_iter, tol, gen, chunk_size, sample, refine
     shift = xs.mean(0, keepdim=True)
     _finite(shift)
     fit = _fit_sample(xs, k, n_init, max_iter, tol, gen, chunk_size)
-    centers, rows = fit.centers - shift, min(chunk_rows(k, chunk_size), PASS_ROWS)
+    centers, rows = fit.centers - shift, pass_rows(k, chunk_size)
     xr = x if len(x) <= REFINE_PER_CENTRE * k or refine == 0 else x[order[: REFINE_PER_CENTRE * k]]
     for _ in range(refine):
         _, _, sums, counts = _pass(xr, centers, shift, rows, sums=True)
@@ -335,6 +341,6 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
     return best
 
 
-__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows", "generator",
-           "check_points", "centred", "assign", "kmeans_plusplus",
-           "mean_variance", "lloyd", "ward_merge", "kmeans"]
+__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows",
+           "pass_rows", "generator", "check_points", "centred", "assign", "kmeans_plusplus", "mean_variance",
+           "lloyd", "ward_merge", "kmeans"]

@@ -35,6 +35,7 @@ from protolib.method.explain.kmeans import (
     kmeans,
     kmeans_plusplus,
     mean_variance,
+    pass_rows,
 )
 from protolib.method.explain.kmeans_ops import sq_norms
 
@@ -150,17 +151,11 @@ def _head_fit(sample: torch.Tensor, k: int, runs: int, max_iter: int, tol: float
     return torch.where(counts > 0, sums / counts.clamp_min(1), fit.centers.double()).float()
 
 
-def _rows(k: int, chunk_size: int | None) -> int:
-    """Rows per chunk of a pass over one batch: a batch of the stream (50,176 rows of one class's
-    pixels) is read in chunks that stay in cache between the GEMM and the norms, as in memory."""
-    return min(chunk_rows(k, chunk_size), PASS_ROWS)
-
-
 def _minibatch_epoch(prepared, centers: torch.Tensor, counts: torch.Tensor, shift, chunk_size) -> None:
     """One epoch of Sculley's mini-batch update, in place: each batch moves every centre towards the mean of
     its points in the batch with the rate (its points in the batch) / (its points so far)."""
     for b in prepared:
-        _, _, sums, n_b = _pass(b, centers - shift, shift, _rows(len(centers), chunk_size), sums=True)
+        _, _, sums, n_b = _pass(b, centers - shift, shift, pass_rows(len(centers), chunk_size), sums=True)
         counts += n_b
         hit = n_b > 0
         rate = (n_b[hit] / counts[hit]).unsqueeze(1)
@@ -170,7 +165,7 @@ def _minibatch_epoch(prepared, centers: torch.Tensor, counts: torch.Tensor, shif
 
 def _stream_pass(prepared, centers: torch.Tensor, shift, chunk_size, sums: bool) -> tuple:
     """One exact pass over the stream: (inertia of ``centers``, float64 sums (k, D) and counts, or None)."""
-    inertia, total, counts, rows = 0.0, None, None, _rows(len(centers), chunk_size)
+    inertia, total, counts, rows = 0.0, None, None, pass_rows(len(centers), chunk_size)
     for b in prepared:
         _, dists, part, n_b = _pass(b, centers - shift, shift, rows, sums=sums, dists=True)
         inertia += dists.sum().item()

@@ -15,8 +15,9 @@ GEMM_COLUMNS = 16  # centre columns of a pass's GEMM are padded to a multiple of
 def padded_columns(w: torch.Tensor) -> torch.Tensor:
     """(D, m) -> (D, m') with zero columns up to a multiple of :data:`GEMM_COLUMNS`, as a view of a
     row-major (m', D) tensor. A thin GEMM's time on a CPU depends on its column count, not only on
-    its work: (4096 x 896) @ (896 x m) takes 1.5-2.5x longer at m = 6 or 11 than at m = 16 here
-    (``benchmarks/kmeans_backends.py``); the padded columns' products are zeros, never read."""
+    its work: on our 2-core EPYC (MKL, float32), 200,000 rows in chunks of 4,096 times (896 x m)
+    took 1.5-2.5x longer at m = 6 or 11 than at m = 16. The padded columns' products are zeros,
+    never read; ``benchmarks/kmeans_backends.py`` measures the whole fit."""
     m = w.shape[1]
     wide = -(-m // GEMM_COLUMNS) * GEMM_COLUMNS
     if w.device.type != "cpu" or wide == m:
