@@ -169,6 +169,21 @@ def test_read_returns_the_record_and_names_what_is_missing_or_stale(tiny, tmp_pa
     assert stale == [("tinydigits", 0, "kmex")]
 
 
+def test_any_data_reads_a_record_without_the_datas_files(tiny, tmp_path):
+    key = keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("made", "elsewhere"))  # other files
+    path = records.step_path(tmp_path, "tiny", "tinydigits", 0, "cnn")
+    store.atomic_write_text(path, json.dumps({"key": key, "metrics": [records.result(2, "CNN", "test", 90.0)],
+                                              "provenance": {"seed": 0, "dataset": "tinydigits"}}))
+    kw = dict(profile="tiny", steps=("cnn",), settings=SETTINGS)
+    _, missing = reproduce.read(["tinydigits"], 1, out=tmp_path, **kw)        # the files here differ
+    assert missing == [("tinydigits", 0, "cnn")]
+    rows, none = reproduce.read(["tinydigits"], 1, out=tmp_path, any_data=True, **kw)
+    assert none == [] and [(r["row"], r["value"]) for r in rows] == [("CNN", 90.0)]
+    del data.REGISTRY["tinydigits"]   # a name that is not registered is still an error
+    with pytest.raises(ValueError, match="tinydigits"):
+        reproduce.read(["tinydigits"], 1, out=tmp_path, any_data=True, **kw)
+
+
 def test_a_step_key_holds_the_content_of_the_data(tiny):
     a = keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "bbbb"))
     b = keys.step_key("tiny", "tinydigits", 0, "cnn", SETTINGS, ("aaaa", "cccc"))     # new test files

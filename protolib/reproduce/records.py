@@ -108,27 +108,29 @@ def rows(stored: dict, step: str) -> list[dict]:
 
 def read(datasets: Sequence[str], runs: int | Sequence[int], profile: str | config.Profile | None = None,
          out: str | Path | None = None, steps: Sequence[str] = STEPS, settings: Settings | None = None,
-         any_code: bool = False) -> tuple[list[dict], list[tuple[str, int, str]]]:
+         any_code: bool = False, any_data: bool = False) -> tuple[list[dict], list[tuple[str, int, str]]]:
     """The stored results of ``runs`` (a count, or run indices) in ``out``, computing nothing.
 
     Returns (results, missing): ``missing`` lists each (dataset, seed, step) that is absent or was
     made with other settings or data (its key differs). A step made by other code is missing too,
     unless ``any_code``: then it is read, and its rows carry the ``commit`` and ``code`` digest
     that made it (``code`` is ``None`` for steps stored before keys held one), so that a reader
-    can say it is not this code's (:mod:`protolib.reproduce.check`).
+    can say it is not this code's (:mod:`protolib.reproduce.check`). ``any_data`` reads a record
+    without the data's files: the content fingerprints are neither computed nor compared (the
+    rows' provenance still names the data that made them).
     """
     prof = config.get_profile(profile)
     settings = settings or Settings.for_profile(prof)
     out = Path(out) if out is not None else default_out()
     indices = range(runs) if isinstance(runs, int) else runs
     results, missing = [], []
+    ignore = ("code",) * any_code + ("data_content",) * any_data
     for dataset in datasets:
-        content = data_fingerprints(dataset)
+        content = ("", "") if any_data else data_fingerprints(dataset)
         for seed in map(seed_for, indices):
             for step in steps:
                 stored = load_step(step_path(out, prof.name, dataset, seed, step),
-                                   step_key(prof, dataset, seed, step, settings, content),
-                                   ("code",) if any_code else ())
+                                   step_key(prof, dataset, seed, step, settings, content), ignore)
                 if stored is None:
                     missing.append((dataset, seed, step))
                 else:
