@@ -6,5 +6,5 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_roots():
     """Overrides tests/conftest.py's fixture of the same name: the chapter shares the run's
-    PROTOLIB_CACHE and PROTOLIB_DATA (see test_reader's docstring), and its device."""
+    PROTOLIB_CACHE (see test_reader's docstring; its data root is an empty folder of its own) and its device."""
     yield

@@ -7,10 +7,12 @@ package index alone (no access to the checkout: the chapter's folder is empty, P
 cleared, and the test checks that ``protolib`` comes from the new environment's site-packages).
 ``uv`` hardlinks wheels from its cache, so a warm run costs seconds instead of minutes of copying.
 
-The cache (``PROTOLIB_CACHE``) and data (``PROTOLIB_DATA``) of the calling run are shared with
-the chapter, so chapter 7 reads the backbones that the main run trained instead of training
-them again: the cache is not part of the path being proven, the install and the lone notebook
-are. Run with ``make test-reader`` (part of ``make test``).
+The cache (``PROTOLIB_CACHE``) of the calling run is shared with the chapter, so chapter 7 reads
+the backbones that the main run trained instead of training them again: the cache is not part of
+the path being proven, the install and the lone notebook are. The data is not shared: as on a
+fresh Colab, ``PROTOLIB_DATA`` is an empty folder, so MNIST's files are absent and each chapter
+runs on the datasets that need no download (scikit-learn's digits, the synthetic birds). Run with
+``make test-reader`` (part of ``make test``).
 """
 
 from __future__ import annotations
@@ -59,14 +61,16 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def _reader_env(venv: Path) -> dict:
-    """The caller's environment with the new venv first; without PYTHONDONTWRITEBYTECODE (set on some
-    machines), so that the first import writes torch's bytecode as a reader's Python does, and the
-    notebook's kernel does not compile torch from source again (about 10 s a process here)."""
+def _reader_env(venv: Path, data: Path) -> dict:
+    """The caller's environment with the new venv first and ``data`` (empty) as the data root;
+    without PYTHONDONTWRITEBYTECODE (set on some machines), so that the first import writes torch's
+    bytecode as a reader's Python does, and the notebook's kernel does not compile torch from source
+    again (about 10 s a process here)."""
     drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
+    env["PROTOLIB_DATA"] = str(data)
     return env
 
 
@@ -78,11 +82,13 @@ def test_a_lone_chapter_runs_after_installing_the_wheel(wheel, tmp_path, extra):
     target = f"{wheel}[book]" if extra == "book" else str(wheel)
     _run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), target, *TOOLS],
          cwd=tmp_path)
-    env = _reader_env(venv)
+    (tmp_path / "data").mkdir()
+    env = _reader_env(venv, tmp_path / "data")
     where = _run([str(venv / "bin" / "python"), "-c", "import protolib; print(protolib.__file__)"],
                  cwd=folder, env=env)
     assert Path(where.strip()).is_relative_to(venv), f"protolib came from {where.strip()}, not the new environment"
     chapter = shutil.copy(ROOT / "book" / CHAPTERS[extra], folder)
     assert sorted(p.name for p in folder.iterdir()) == [CHAPTERS[extra]]
+    assert not any((tmp_path / "data").iterdir())  # no MNIST, no dataset to read but the bundled ones
     _run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
           "--nbmake-timeout=1800", Path(chapter).name], cwd=folder, env=env)
