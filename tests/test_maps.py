@@ -149,7 +149,7 @@ def test_resnet_shapes_norms_and_shared_forward_pass(norm):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_keeps_tensors_on_the_device(fitted):
-    ex = maps.ExplanationMaps(TinyNet(), blocks=["layer2"], k_per_class=2, device="cuda", progress=False)
+    ex = maps.ExplanationMaps(TinyNet().cuda(), blocks=["layer2"], k_per_class=2, device="cuda", progress=False)
     ex.fit(TinyImages())
     out = ex.explain(TinyImages().images)
     assert out.segments.device.type == "cuda" and torch.equal(out.segments.cpu(), fitted.explain(TinyImages().images).segments)

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from protolib.baselines import protopnet
-from protolib.baselines.protopnet import ProtoPNet, ProtoPNetRecipe
+from protolib.baselines.protopnet import ProtoPNet, ProtoPNetRecipe, stages
 from protolib.core import store
 
 
@@ -453,3 +453,19 @@ def test_paper_profile_trains_on_augmented_images_and_pushes_on_plain_ones():
     assert test_set.augment is None and len(push_set) == 20
     quick = protopnet.datasets_for("birds", "quick", n_train=1, n_test=1)
     assert quick[0] is quick[1]
+
+
+def test_cosines_and_explanations_leave_the_callers_model_as_it_was():
+    ds, model = TinySet(), tiny_model()
+    model.train()
+    model.backbone.eval()                                          # a frozen part stays frozen
+    before = [m.training for m in model.modules()]
+    protopnet.alignment_cosines(model, ds, batch_size=5)
+    protopnet.explain(model, ds[0][0])
+    protopnet.evaluate(model, ds, batch_size=5)
+    protopnet.min_distances(model, ds, batch_size=5)
+    stages.backbone_features(model, ds, batch_size=5)
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(ValueError, match="not on meta"):
+        protopnet.alignment_cosines(model, ds, device="meta")
+    assert model.prototypes.device.type == "cpu"

@@ -76,7 +76,8 @@ def test_head_must_be_affine_for_the_identity():
 @pytest.mark.slow
 def test_theorem1_on_a_trained_network():
     result = train.load_or_train("digits", recipe=train.Recipe(epochs=2), progress=False)
-    assert result.meta["test_accuracy"] > 50
+    assert result.meta["test_accuracy"] > 50 and result.test_accuracy == result.meta["test_accuracy"] / 100
+    assert result.test_accuracy == pytest.approx(train.accuracy(result.model, data.load("digits", "test")), abs=1e-12)
     x = torch.stack([data.load("digits", "test")[i][0] for i in range(32)])
     x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear")  # 64 px: a 2 x 2 last block
     assert theorem1.evidence_maps(result.model, x)[1].shape[2:] == (2, 2)

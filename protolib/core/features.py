@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from protolib.core import config, store
+from protolib.core import store
 from protolib.core.gap import gap_split
-from protolib.core.inference import map_batches
+from protolib.core.inference import evaluating, map_batches, run_device
 from protolib.core.run import Run
 
 
@@ -48,19 +48,21 @@ def embed(
     """z = avg-pool(enc(x)) and the logits for every image of ``dataset`` (in order).
 
     ``model`` must end in global average pooling + linear (see
-    :func:`protolib.core.gap.split_gap_linear`); the dataset should use evaluation transforms.
+    :func:`protolib.core.gap.split_gap_linear`); the dataset should use evaluation transforms. The
+    model runs where it is, in evaluation mode, and keeps its device and mode
+    (:func:`protolib.core.inference.run_device`; ``device``, when given, must be the model's).
     """
     if len(dataset) == 0:
         raise ValueError("dataset is empty: it holds no image to embed")
-    device = config.get_device(device)
-    model.to(device).eval()
+    device = run_device(model, device)
     split = gap_split(model)
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = split.pooled(x)
         return z.float(), split.head(z).float()
 
-    (z, logits), labels = map_batches(run, dataset, batch_size, device, "embed", progress)
+    with evaluating(model):
+        (z, logits), labels = map_batches(run, dataset, batch_size, device, "embed", progress)
     return Embeddings(z, logits, labels)
 
 

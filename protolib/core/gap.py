@@ -18,6 +18,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from protolib.core.inference import evaluating
+
 
 class UnsupportedHeadError(ValueError):
     """The model does not end in global average pooling followed by a single linear layer."""
@@ -91,11 +93,8 @@ def _trace(model: nn.Module) -> torch.fx.GraphModule:
     in evaluation mode (GoogLeNet and Inception return auxiliary logits only when training)."""
     gm = torch.fx.symbolic_trace(model)
     if model.training and not _ends_in_linear(gm):
-        try:
-            model.eval()
+        with evaluating(model):
             gm = torch.fx.symbolic_trace(model)
-        finally:
-            model.train()
     return gm
 
 
@@ -152,7 +151,7 @@ def split_gap_linear(model: nn.Module) -> GAPSplit:
     encoder.graph.eliminate_dead_code()
     encoder.delete_all_unused_submodules()
     encoder.recompile()
-    encoder.train(model.training)
+    encoder.training = model.training  # its own flag only: its submodules are the model's, modes and all
     return GAPSplit(encoder=encoder, head=model.get_submodule(last.target), head_name=last.target)
 
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from protolib.core.gap import GAPSplit, gap_split
+from protolib.core.inference import evaluating
 
 PROBE_SIZE = 128
 
@@ -148,14 +149,8 @@ def _probe(model: nn.Module, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _find(model: nn.Module, split: GAPSplit, size: tuple[int, int]) -> Stages:
-    modes = {m: m.training for m in model.modules()}  # restored one by one (frozen parts stay frozen)
-    model.eval()
-    try:
-        with torch.no_grad():
-            calls, outputs = _record(model, split, _probe(model, size))
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
+    with evaluating(model), torch.no_grad():  # each module's mode given back (frozen parts stay frozen)
+        calls, outputs = _record(model, split, _probe(model, size))
     chosen = _choose(calls)
     if not chosen:
         raise ValueError(f"{type(model).__name__}: no module of the encoder outputs a feature map")

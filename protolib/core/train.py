@@ -60,14 +60,19 @@ class Recipe:
 class TrainResult:
     """What :func:`load_or_train` returns: the model in eval mode and how it came to be.
 
-    ``meta`` is the checkpoint's metadata as stored; its ``"test_accuracy"`` is in percent, as
-    every checkpoint has stored it (cached and shipped checkpoints hold it so, and ProtoPNet's
-    cache key quotes it), unlike :func:`accuracy`, which returns a fraction."""
+    ``meta`` is the checkpoint's record as stored: its ``"test_accuracy"`` is in percent, as every
+    checkpoint has stored it (cached and shipped checkpoints hold it so, and ProtoPNet's cache key
+    quotes it). Read it as the library speaks, a fraction in [0, 1], through :attr:`test_accuracy`."""
 
     model: nn.Module
     path: Path
     from_cache: bool
     meta: dict
+
+    @property
+    def test_accuracy(self) -> float:
+        """The CNN's test accuracy when it was trained, a fraction in [0, 1] (the record's percent / 100)."""
+        return self.meta["test_accuracy"] / 100
 
 
 def fit(

@@ -26,8 +26,7 @@ from torch.utils.data import Dataset
 
 from protolib.baselines.protopnet.model import ProtoPNet, squared_distances
 from protolib.baselines.protopnet.push import high_activation_box
-from protolib.core import config
-from protolib.core.inference import map_batches
+from protolib.core.inference import evaluating, map_batches, run_device
 from protolib.method.similarity import log_similarity
 
 
@@ -56,11 +55,11 @@ def class_out_means(cos: torch.Tensor, labels: torch.Tensor, prototype_class: to
 @torch.no_grad()
 def alignment_cosines(model: ProtoPNet, dataset: Dataset, mode: str = "mean", batch_size: int = 100,
                       device=None, progress: bool = False) -> AlignmentCosines:
-    """The "class" and "out" cosines of the module docstring over ``dataset`` (evaluation transforms)."""
+    """The "class" and "out" cosines of the module docstring over ``dataset`` (evaluation transforms),
+    the model run where it is (``device``, when given, must be the model's)."""
     if mode not in ("mean", "nearest"):
         raise ValueError(f"mode must be 'mean' or 'nearest', got {mode!r}")
-    device = config.get_device(device)
-    model.to(device).eval()
+    device = run_device(model, device)
     p = model.prototypes.flatten(1).float()                                  # (P, D)
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +71,8 @@ def alignment_cosines(model: ProtoPNet, dataset: Dataset, mode: str = "mean", ba
         patches = torch.gather(z.flatten(2), 2, idx[:, None].expand(-1, z.shape[1], -1))  # (B, D, P)
         return F.cosine_similarity(patches.transpose(1, 2), p[None], dim=2)
 
-    cos, labels = map_batches(run, dataset, batch_size, device, "cosines", progress)
+    with evaluating(model):
+        cos, labels = map_batches(run, dataset, batch_size, device, "cosines", progress)
     inside, outside = class_out_means(cos.double(), labels, model.prototype_class.cpu())
     return AlignmentCosines(float(inside.mean()), float(outside.mean()), inside.float(), outside.float(), mode)
 
@@ -104,10 +104,10 @@ def explain(model: ProtoPNet, image: torch.Tensor, top: int = 3, targets: int | 
     image (3, H, W)."""
     if image.ndim != 3:
         raise ValueError(f"expected one image (3, H, W), got {tuple(image.shape)}")
-    model.eval()
     x = image[None].to(model.prototypes.device)
-    z = model.latent(x)
-    out = model.forward_latent(z)
+    with evaluating(model):
+        z = model.latent(x)
+        out = model.forward_latent(z)
     logits, dmin = out.logits[0].float(), out.min_distances[0]
     c = int(logits.argmax()) if targets is None else int(targets)
     sims = log_similarity(dmin)

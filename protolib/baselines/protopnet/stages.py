@@ -36,7 +36,7 @@ from protolib.baselines.protopnet.losses import protopnet_loss
 from protolib.baselines.protopnet.model import ProtoPNet, ProtoPNetOutput
 from protolib.baselines.protopnet.recipe import ProtoPNetRecipe
 from protolib.core import config, precision
-from protolib.core.inference import map_batches
+from protolib.core.inference import evaluating, map_batches, run_device
 from protolib.method.similarity import log_similarity
 
 
@@ -133,15 +133,16 @@ def _run(model, train_set, recipe, stage, groups, epochs, first_epoch, lr_at, se
 @torch.no_grad()
 def backbone_features(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=None,
                       progress: bool = False, amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone outputs (N, D_b, H', W') float32 and labels (N,) of ``dataset`` in order, on the CPU."""
-    device = config.get_device(device)
-    model.to(device).backbone.eval()
+    """Backbone outputs (N, D_b, H', W') float32 and labels (N,) of ``dataset`` in order, on the CPU
+    (the backbone in evaluation mode, the model where it is: ``device``, when given, must be its)."""
+    device = run_device(model, device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
             return model.backbone(x).float()
 
-    return map_batches(run, dataset, batch_size, device, "backbone", progress)
+    with evaluating(model.backbone):
+        return map_batches(run, dataset, batch_size, device, "backbone", progress)
 
 
 def warm_up(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
@@ -195,15 +196,16 @@ def joint(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs:
 @torch.no_grad()
 def min_distances(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=None,
                   progress: bool = False, amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """dmin (N, P) and labels (N,) of ``dataset`` in order, on the CPU (model in eval mode)."""
-    device = config.get_device(device)
-    model.to(device).eval()
+    """dmin (N, P) and labels (N,) of ``dataset`` in order, on the CPU (model in eval mode, where it
+    is: ``device``, when given, must be its)."""
+    device = run_device(model, device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
             return model(x).min_distances.float()
 
-    return map_batches(run, dataset, batch_size, device, "distances", progress)
+    with evaluating(model):
+        return map_batches(run, dataset, batch_size, device, "distances", progress)
 
 
 def last_layer(model: ProtoPNet, train_set: Dataset, recipe: ProtoPNetRecipe, epochs: int | None = None,
@@ -243,14 +245,14 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=None, progress: bool = False,
              recipe: ProtoPNetRecipe | None = None) -> Evaluation:
-    """Top-1 accuracy (a fraction in [0, 1]) and loss terms on ``dataset`` (use evaluation transforms)."""
+    """Top-1 accuracy (a fraction in [0, 1]) and loss terms on ``dataset`` (use evaluation transforms),
+    the model in evaluation mode where it is (``device``, when given, must be its)."""
     recipe = recipe or ProtoPNetRecipe()
-    device = config.get_device(device)
-    model.to(device).eval()
+    device = run_device(model, device)
     sums, n, correct = {}, 0, 0
     for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="evaluate", disable=not progress, leave=False):
         x, y = x.to(device), y.to(device)
-        with _autocast(device, recipe.amp):
+        with _autocast(device, recipe.amp), evaluating(model):
             out = model(x)
         for k, v in protopnet_loss(out, y, model, recipe.coefs).as_floats().items():
             sums[k] = sums.get(k, 0.0) + v * len(y)

@@ -30,7 +30,6 @@ from protolib.method.explain.kmeans import (
     KMeansResult,
     _pass,
     centred,
-    chunk_rows,
     generator,
     kmeans,
     kmeans_plusplus,

@@ -25,7 +25,8 @@ The block-set names and eq. 7-8 live in :mod:`protolib.method.explain.blocks`, t
 one model at once in :mod:`.maps_multi`.
 Nothing holds every pixel of a dataset: features are computed class by class (optionally on a
 seeded subset of images and pixels), k-means runs on the device of the model, and assignment
-goes in batches of images and chunks of pixels.
+goes in batches of images and chunks of pixels. The model is run where it is, in evaluation mode,
+and keeps its device and its modes (:mod:`protolib.core.inference`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from protolib.core.checks import (
 )
 from protolib.core.gap import UnsupportedHeadError
 from protolib.core.hooks import capture, get_layer
+from protolib.core.inference import evaluating, run_device
 from protolib.core.models import model_fingerprint
 from protolib.method.explain.blocks import NORMS, block_set_name, composite, resolve_blocks
 from protolib.method.explain.kmeans import assign
@@ -77,10 +79,11 @@ class ExplanationMaps(ClassFitting):
     max_images_per_class, max_pixels_per_class : optional seeded subsets used to fit k-means.
     batch_size, chunk_size : images per forward pass; pixel rows per distance block.
     random_state : seed; the seed of class c is derived from (random_state, c).
-    device : where the model runs and k-means is computed (default: :func:`protolib.core.config.get_device`).
+    device : where the model runs and k-means is computed: the device of the model's weights, which
+        ``device`` may name but not change (the explainer never moves the model: move it first).
 
-    As in scikit-learn, ``__init__`` only stores the parameters; they are checked, and the model is
-    moved to ``device_`` and put in evaluation mode, when the explainer is fitted or loaded
+    As in scikit-learn, ``__init__`` only stores the parameters; they are checked, and ``device_``
+    is set to the model's device, when the explainer is fitted or loaded
     (:meth:`fit`, :meth:`fit_features`, :meth:`load_state_dict`). A fit is a sequence of public
     per-class steps (:mod:`.maps_fit`), which :func:`.maps_multi.fit_all` runs for several block sets of one model at once:
     :meth:`prepare` (checks), :meth:`class_images` (the images of class c used), :meth:`fit_class` (its prototypes from
@@ -136,7 +139,7 @@ class ExplanationMaps(ClassFitting):
             return "+".join(self.layers)
 
     def prepare(self) -> None:
-        """Step 0: check the parameters, then put the model on ``device_`` in evaluation mode.
+        """Step 0: check the parameters, then set ``device_``, the device of the model's weights.
 
         :meth:`fit`, :func:`.maps_multi.fit_all` and :meth:`load_state_dict` call it; a hand-run fit calls it first."""
         if not isinstance(self.model, nn.Module):
@@ -152,8 +155,7 @@ class ExplanationMaps(ClassFitting):
         check_int("random_state", self.random_state, 0)
         for layer in self.layers:  # unknown block names fail here, before any forward pass
             get_layer(self.model, layer)
-        self.device_ = config.get_device(self.device)
-        self.model.to(self.device_).eval()
+        self.device_ = run_device(self.model, self.device)
 
     def __repr__(self) -> str:
         fitted = f", {len(self.prototypes_)} prototypes" if hasattr(self, "prototypes_") else ""
@@ -179,7 +181,7 @@ class ExplanationMaps(ClassFitting):
         return self._features(check_images("x", x))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        with capture(self.model, self.layers) as acts:
+        with evaluating(self.model), capture(self.model, self.layers) as acts:
             self.model(x.to(self.device_))
         return self.features_from(acts)
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from protolib.core.checks import check_dataset, check_images, check_int, check_labels
 from protolib.core.hooks import capture
+from protolib.core.inference import evaluating
 from protolib.method.explain.maps_fit import ClassFit, ClassFitting, check_dataset_batch
 from protolib.method.explain.maps_result import ExplanationMap
 
@@ -67,7 +68,7 @@ def _explain_all(explainers: Mapping[str, ExplanationMaps], x: torch.Tensor,
     """:func:`explain_all` without the checks (done once per dataset by the callers that batch)."""
     first = next(iter(explainers.values()))
     layers = sorted({n for e in explainers.values() for n in e.layers} | set(extra_layers))
-    with capture(first.model, layers) as acts:
+    with evaluating(first.model), capture(first.model, layers) as acts:
         logits = first.model(x.to(first.device_))
     return MultiExplanation({k: e.explain_activations(acts) for k, e in explainers.items()}, dict(acts), logits)
 
@@ -80,7 +81,7 @@ def class_activations(ex: ExplanationMaps, dataset: Dataset, idx: torch.Tensor, 
     for x, _ in ex.batches(dataset, idx.tolist()):
         check_dataset_batch(x, idx[start:start + len(x)])
         start += len(x)
-        with capture(ex.model, layers) as acts:
+        with evaluating(ex.model), capture(ex.model, layers) as acts:
             ex.model(x.to(ex.device_))
         for n in layers:
             out[n].append(acts[n])
