@@ -194,6 +194,10 @@ def test_load_or_fit_caches_the_fitted_state(tmp_path):
     _, cached_changed = load_or_fit({"B4": maps.ExplanationMaps(changed, "B4", k_per_class=1, progress=False)},
                                     ds, "tiny.pt", cache_dir=tmp_path)
     assert not cached_changed
+    from protolib.core import store                              # the data's fingerprint, given or computed
+    _, given_same = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path, content=store.fingerprint(ds))
+    _, given_other = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path, content="0123456789abcdef")
+    assert given_same and not given_other
 
 
 def test_streaming_backend_fits_one_forward_pass_at_a_time_and_finds_the_same_parts_and_patches(fitted):

@@ -82,16 +82,19 @@ def embed_cached(
     ``seed`` here is the data's split seed, not the run's). The cache file sits
     beside the checkpoint (``<cache>/features/``) and is keyed by the checkpoint's name, its
     training record (a retrained checkpoint gets new features), the dataset, split and seed, and
-    the data's :func:`protolib.core.store.fingerprint`.
+    the data's :func:`protolib.core.store.fingerprint`: a run's own (:attr:`Run.fingerprints`,
+    computed once per run) when ``dataset`` is a run and ``seed`` its data's, else computed here.
     """
     from protolib.core import data
 
-    if isinstance(dataset, Run):
-        device = dataset.device if device is None else device
-        dataset = dataset.dataset
+    run = dataset if isinstance(dataset, Run) else None
+    if run is not None:
+        device = run.device if device is None else device
+        dataset = run.dataset
     ds = data.load(dataset, split, seed=seed)
+    known = run is not None and seed == 0 and split in ("train", "test")  # the splits a run fingerprints
     key = store.key("features", checkpoint=trained.path.name, meta=trained.meta, dataset=dataset, split=split,
-                    seed=seed, title=ds.title, data=store.fingerprint(ds))
+                    seed=seed, title=ds.title, data=run.fingerprints[split] if known else store.fingerprint(ds))
     path = store.path("features", f"{trained.path.stem}-{split}", key, trained.path.parent.parent)
 
     def build() -> dict:

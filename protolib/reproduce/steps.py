@@ -108,7 +108,7 @@ def step_maps(art: RunArtefacts) -> tuple[list[dict], dict]:
     k = art.run.k_per_class
     s = art.settings
     explainers, cached = table2_maps.fit_maps(art.trained, art.split("train"), k, s.images_per_class, art.seed,
-                                              progress=art.progress)
+                                              progress=art.progress, content=art.run.fingerprints["train"])
     acc = table2_maps.map_accuracies(explainers, art.split("train"), art.split("test"), s.eval_train)
     out = [accuracy_result(f"Ours {n}", split, acc[(n, split)]) for n in ("B4", "B234") for split in ("train", "test")]
     return out, {"k_per_class": k, "images_per_class": s.images_per_class, "eval_train": s.eval_train,

@@ -29,18 +29,20 @@ def budget(profile: str | config.Profile | None = None) -> tuple[int | None, int
 
 def fit_maps(trained, train_set: Dataset, k_per_class: int, images_per_class: int | None = None,
              seed: int = 0, blocks=BLOCK_SETS, progress: bool = True,
-             kmeans_backend: str = "exact", norm: str = "pixel") -> tuple[dict[str, maps.ExplanationMaps], bool]:
+             kmeans_backend: str = "exact", norm: str = "pixel",
+             content: str | None = None) -> tuple[dict[str, maps.ExplanationMaps], bool]:
     """Explanation maps of ``trained`` (a :class:`protolib.core.train.TrainResult`), from the cache when fitted before.
 
     ``kmeans_backend`` names the k-means of every class (see :mod:`protolib.method.explain.kmeans_backends`),
-    ``norm`` the normalisation of the blocks (see :func:`protolib.method.explain.blocks.composite`).
+    ``norm`` the normalisation of the blocks (see :func:`protolib.method.explain.blocks.composite`),
+    ``content`` the train set's fingerprint when the caller has it (see :func:`.maps_cache.load_or_fit`).
     Returns ({block set: fitted explainer}, from_cache).
     """
     explainers = {n: maps.ExplanationMaps(trained.model, n, k_per_class=k_per_class, norm=norm,
                                           max_images_per_class=images_per_class, random_state=seed,
                                           progress=progress, kmeans_backend=kmeans_backend)
                   for n in blocks}
-    return load_or_fit(explainers, train_set, trained.path.name)
+    return load_or_fit(explainers, train_set, trained.path.name, content=content)
 
 
 def eval_subset(dataset: Dataset, n: int | None, seed: int = 0) -> list[int] | None:

@@ -35,16 +35,18 @@ def settings(ex: ExplanationMaps) -> dict:
 
 
 def load_or_fit(explainers: Mapping[str, ExplanationMaps], dataset: Dataset, model_tag: str,
-                cache_dir: str | Path | None = None) -> tuple[dict[str, ExplanationMaps], bool]:
+                cache_dir: str | Path | None = None, content: str | None = None) -> tuple[dict[str, ExplanationMaps], bool]:
     """Fit ``explainers`` on ``dataset`` with :func:`protolib.method.explain.maps_multi.fit_all`, or load them from the cache.
 
     ``model_tag`` names the model in the file name (e.g. ``TrainResult.path.name``); the key holds
-    the fingerprint of its weights, so a retrained model never reuses old prototypes.
+    the fingerprint of its weights, so a retrained model never reuses old prototypes, and the
+    dataset's content fingerprint: ``content`` when the caller has it (a run's,
+    :attr:`protolib.core.run.Run.fingerprints`), else :func:`protolib.core.store.fingerprint` of ``dataset``.
     Returns (explainers, from_cache).
     """
     model = next(iter(explainers.values())).model
     key = store.key("maps", model=model_fingerprint(model), data=getattr(dataset, "title", repr(dataset)),
-                    n=len(dataset), content=store.fingerprint(dataset),
+                    n=len(dataset), content=content or store.fingerprint(dataset),
                     fits={k: settings(e) for k, e in sorted(explainers.items())})
     path = store.path("maps", f"{Path(model_tag).stem}-{'-'.join(sorted(explainers))}", key, cache_dir)
 
