@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protolib.method.explain.kmeans_ops import add_rows, padded_columns, sq_norms
+from protolib.method.explain.kmeans_ops import add_rows, padded_columns, sq_norms, thin_columns
 
 
 @dataclass
@@ -81,9 +81,13 @@ def _nearest(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, x_sq: torch.T
     """(squared distance, index) of the nearest row of c for every row of x.
 
     The argmin runs on |c|^2 - 2 x.c (|x|^2 is the same for every centre), as scikit-learn's Lloyd
-    does; |x|^2 is added to the minima only: two (n, k) passes fewer than the full distances.
+    does; |x|^2 is added to the minima only: two (n, k) passes fewer than the full distances. The
+    GEMM's columns are padded where that pays (:func:`.kmeans_ops.thin_columns`); the padding's
+    products are never read.
     """
-    best, labels = torch.addmm(c_sq, x, c.T, alpha=-2.0).min(1)
+    k, ct = len(c), thin_columns(c.T)
+    bias = c_sq if ct.shape[1] == k else torch.cat([c_sq, c_sq.new_zeros(ct.shape[1] - k)])
+    best, labels = torch.addmm(bias, x, ct, alpha=-2.0)[:, :k].min(1)
     x_sq = sq_norms(x) if x_sq is None else x_sq
     return best.add_(x_sq).clamp_min_(0.0), labels
 

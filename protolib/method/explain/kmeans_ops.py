@@ -27,6 +27,13 @@ def padded_columns(w: torch.Tensor) -> torch.Tensor:
     return out.T
 
 
+def thin_columns(w: torch.Tensor) -> torch.Tensor:
+    """:func:`padded_columns` where it pays for a Lloyd step's GEMM, else ``w``: when the column count
+    is 8 past a multiple of 16 or more. Measured here, 2,560 x 896 rows times (896 x m): 1.15 ms at
+    m = 10 against 0.54 ms padded to 16, 1.12 against 0.83 ms at m = 25; no gain at m = 4, 20 or 40."""
+    return padded_columns(w) if w.shape[1] % GEMM_COLUMNS > GEMM_COLUMNS // 2 else w
+
+
 def add_rows(sums: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> None:
     """``sums[j] += sum of the rows labelled j`` (sums (k, D) float64, in place): the chunk is summed in
     its own dtype by ``index_add_`` (one read of the rows; a one-hot GEMM costs a thin GEMM more)."""
@@ -39,4 +46,4 @@ def sq_norms(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=1).square_()
 
 
-__all__ = ["GEMM_COLUMNS", "padded_columns", "add_rows", "sq_norms"]
+__all__ = ["GEMM_COLUMNS", "padded_columns", "thin_columns", "add_rows", "sq_norms"]
