@@ -21,13 +21,11 @@ On many points (more than ``FULL_PER_CENTRE * k``) it does about faiss's amount 
 the inertia of a full fit: the steps above run on a seeded sample of ``sample * k`` rows (faiss's
 256 per centre by default), with 2k centres merged down to k by Ward's cost (:func:`ward_merge`),
 then ``refine`` Lloyd passes over a larger sample of ``REFINE_PER_CENTRE * k`` rows (all the points
-when there are fewer; assignment and centre sums fused chunk by chunk) and one last pass over all
-the points for the labels and the inertia, as faiss's search. Those passes read ``x`` in place (no
-centred copy: distances are taken from the sample's mean, see :func:`_pass`). The refining passes
-remove most of the sample's error on the centres: about 1/``sample`` of the inertia (0.4 % at 256)
-before them, about 1/4096 after. Measured by ``benchmarks/kmeans_backends.py`` on synthetic pixels:
-0.1-0.8 % *below* scikit-learn's and faiss's full fits at 23,520 x 896 (k=10) and 200,000 x 896 (k=5).
-"""
+when fewer) and one last pass over all the points for the labels and the inertia, as faiss's search.
+Those passes read ``x`` in place (distances from the sample's mean, see :func:`_pass`). The refining
+passes cut the sample's error on the centres from about 1/``sample`` of the inertia to about 1/4096.
+``benchmarks/kmeans_backends.py``, synthetic pixels: 0.1-1.6 % *below* scikit-learn's and faiss's full
+fits at 23,520 x 896 (k=10) and 200,000 x 896 (k=5)."""
 
 from __future__ import annotations
 
@@ -56,6 +54,7 @@ FULL_PER_CENTRE = 1024  # up to this many rows per centre, Lloyd runs on all of 
 PASS_ROWS = 2048  # rows per chunk of a full pass (7 MiB at 896 dims): it stays in cache between its reads
 CHUNK_ELEMENTS = 1 << 24  # default size of a (rows, k) distance block: 64 MiB in float32
 STEP_ROWS = 16384  # rows per fused assignment + centre-sum chunk of a Lloyd step (measured fastest on CPU)
+FINE_ITER = 5  # Lloyd steps of the sample's 2k-centre fit: a fine partition to merge (same end as 300, measured)
 def chunk_rows(k: int, chunk_size: int | None) -> int:
     """Rows per chunk: ``chunk_size`` when given, else as many as keep a (rows, k) block at CHUNK_ELEMENTS."""
     if chunk_size is not None:
@@ -171,10 +170,8 @@ def _relocate_empty(x, labels, dists, sums, counts) -> None:
 
 
 def mean_variance(x: torch.Tensor, x_sq: torch.Tensor, mean: torch.Tensor | None = None) -> float:
-    """mean(var(x, axis=0)) from the squared row norms: (mean |x_i|^2 - |mean x|^2) / D, in float64.
-
-    One pass less than ``x.var(0)`` (which is also slow on wide CPU tensors); exact for centred x.
-    """
+    """mean(var(x, axis=0)) from the squared row norms: (mean |x_i|^2 - |mean x|^2) / D, in float64:
+    one pass less than ``x.var(0)`` (also slow on wide CPU tensors); exact for centred x."""
     mean = x.mean(0) if mean is None else mean
     return max((x_sq.double().mean() - mean.double().square().sum()).item(), 0.0) / x.shape[1]
 
@@ -276,13 +273,15 @@ def ward_merge(centers: torch.Tensor, counts: torch.Tensor, k: int) -> torch.Ten
 
 
 def _fit_sample(xs, k, n_init, max_iter, tol, gen, chunk_size) -> KMeansResult:
-    """The best of ``n_init`` fits of the sample ``xs``: k-means++ and Lloyd with 2k centres, Ward
-    merges down to k, Lloyd again. Merging a finer partition escapes the local optima where k-means++
-    splits one group and joins two others (measured on synthetic pixels: within 0.1 % of the best
-    full fit where k-means++ alone lands 0.5-2.7 % above)."""
+    """The best of ``n_init`` fits of the sample ``xs``: k-means++ and ``FINE_ITER`` Lloyd steps with 2k
+    centres, Ward merges down to k, Lloyd again. Merging a finer partition escapes the local optima
+    where k-means++ splits one group and joins two others (measured on synthetic pixels: within 0.1 %
+    of the best full fit where k-means++ alone lands 0.5-2.7 % above; the fine fit run to convergence
+    instead of 5 steps ends on the same centres at both benchmark shapes, seeds 0-2)."""
     best = None
     for _ in range(n_init):
-        fine = kmeans(xs, 2 * k, max_iter=max_iter, tol=tol, seed=gen, chunk_size=chunk_size, sample=None)
+        fine = kmeans(xs, 2 * k, max_iter=min(FINE_ITER, max_iter), tol=tol, seed=gen, chunk_size=chunk_size,
+                      sample=None)
         start = ward_merge(fine.centers, torch.bincount(fine.labels, minlength=2 * k), k).to(xs)
         res = kmeans(xs, k, max_iter=max_iter, tol=tol, init=start, chunk_size=chunk_size, sample=None)
         res.n_iter += fine.n_iter
@@ -345,6 +344,6 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 1, max_iter: int = 300, tol: f
     return best
 
 
-__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "chunk_rows",
-           "pass_rows", "generator", "check_points", "centred", "assign", "kmeans_plusplus", "mean_variance",
-           "lloyd", "ward_merge", "kmeans"]
+__all__ = ["KMeansResult", "SAMPLE_PER_CENTRE", "REFINE_PER_CENTRE", "FULL_PER_CENTRE", "FINE_ITER", "chunk_rows",
+           "pass_rows", "generator", "check_points", "centred", "assign", "kmeans_plusplus", "mean_variance", "lloyd",
+           "ward_merge", "kmeans"]
