@@ -33,7 +33,7 @@ method/          the paper's method
     similarity       cosine similarities of prototypes and embeddings
     explain/         the encoder's explanation, eq. 6-11 [blocks, kmeans, kmeans_ops,
                      kmeans_backends, kmeans_dask, synthetic_pixels, maps, maps_result, maps_fit,
-                     maps_multi, maps_cache, cam, patches, part_scores]
+                     maps_multi, maps_cache, block_assign, cam, patches, part_scores]
 baselines/       the baseline
     protopnet/       ProtoPNet [model, losses, stages, push, analysis, recipe, schedule, stage_cache]
 evaluation/      are the explanations right? [faithfulness, sanity, localisation, baselines,

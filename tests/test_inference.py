@@ -77,3 +77,12 @@ def test_embedding_and_explaining_leave_the_callers_model_as_it_was():
     with pytest.raises(ValueError, match="not on meta"):
         ExplanationMaps(net, "B4", k_per_class=2, device="meta", progress=False).fit(ds)
     assert model_device(net) == CPU
+
+
+def test_the_modules_docstring_examples_run():
+    import doctest
+
+    import protolib.core.inference
+
+    result = doctest.testmod(protolib.core.inference)
+    assert result.attempted >= 4 and result.failed == 0

@@ -169,10 +169,14 @@ class ExplanationMaps(ClassFitting):
     # --- features ------------------------------------------------------------------------
     def features_from(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """h-check (B, D, H', W') from captured block outputs ``acts`` {layer: (B, D_b, H_b, W_b)}."""
+        return composite(self._blocks(acts), self.size, self.norm)
+
+    def _blocks(self, acts: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The outputs of this explainer's blocks, in order, from captured ``acts``."""
         missing = [n for n in self.layers if n not in acts]
         if missing:
             raise KeyError(f"block outputs {missing} were not captured")
-        return composite([acts[n] for n in self.layers], self.size, self.norm)
+        return [acts[n] for n in self.layers]
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,10 +185,14 @@ class ExplanationMaps(ClassFitting):
             self.prepare()
         return self._features(check_images("x", x))
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The block outputs of one forward pass of ``x`` (the model in evaluation mode meanwhile)."""
         with evaluating(self.model), capture(self.model, self.layers) as acts:
             self.model(x.to(self.device_))
-        return self.features_from(acts)
+        return acts
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_from(self._activations(x))
 
     def batches(self, dataset: Dataset, indices: Sequence[int] | None = None, desc: str = ""):
         """The images (and labels) of ``dataset`` (or of its ``indices``), ``batch_size`` at a time."""
@@ -267,11 +275,7 @@ class ExplanationMaps(ClassFitting):
         eq. 9 computed block by block at each block's own grid without building h-check
         (:func:`.block_assign.nearest_prototypes`: 4x fewer FLOPs for B234)."""
         self._check_fitted()
-        missing = [n for n in self.layers if n not in acts]
-        if missing:
-            raise KeyError(f"block outputs {missing} were not captured")
-        blocks = [acts[n] for n in self.layers]
-        return self._explanation(nearest_prototypes(blocks, self.prototypes_, self.size, self.norm))
+        return self._explanation(nearest_prototypes(self._blocks(acts), self.prototypes_, self.size, self.norm))
 
     def explain(self, x: torch.Tensor) -> ExplanationMap:
         """Explanation of a batch of images x (B, 3, H, W), of the size the explainer was fitted on.
@@ -281,9 +285,8 @@ class ExplanationMaps(ClassFitting):
         """
         self.check_model()
         check_images("x", x, size=getattr(self, "input_size_", None))
-        with torch.no_grad(), evaluating(self.model), capture(self.model, self.layers) as acts:
-            self.model(x.to(self.device_))
-        return self.explain_activations(acts)
+        with torch.no_grad():
+            return self.explain_activations(self._activations(x))
 
     def explain_dataset(self, dataset: Dataset, indices: Sequence[int] | None = None) -> ExplanationMap:
         """Explanations of a whole dataset (or ``indices``), batched; returned on the CPU."""
