@@ -53,8 +53,10 @@ def synthetic_blocks(c: int, n: int, device, parts: int = 12) -> dict[str, torch
 
 
 def memory_part(args, device) -> None:
-    # fitting from activations needs no network: a placeholder module stands in for it
-    ex = maps.ExplanationMaps(torch.nn.Identity(), "B234", k_per_class=args.k, n_init=1, max_iter=args.max_iter,
+    # fitting from activations needs no network: a placeholder with ResNet's block names stands in for
+    # it (no weights, so it runs on ``device``), and B234 is named by its blocks
+    placeholder = torch.nn.ModuleDict({name: torch.nn.Identity() for name in GRIDS})
+    ex = maps.ExplanationMaps(placeholder, list(GRIDS), k_per_class=args.k, n_init=1, max_iter=args.max_iter,
                               device=device, progress=False)
     base = peak_rss_gib()
     start = time.perf_counter()

@@ -57,7 +57,9 @@ def test_evaluating_gives_every_module_its_mode_back_even_after_an_error():
 def test_run_device_is_the_models_own_and_another_is_refused():
     net = nn.Linear(2, 2)
     assert model_device(net) == CPU == run_device(net) == run_device(net, "cpu")
-    assert model_device(nn.ReLU()) == CPU                # no weights: the CPU
+    assert model_device(nn.ReLU()) == CPU == run_device(nn.ReLU())    # no weights: the CPU, or
+    assert run_device(nn.ReLU(), "meta") == torch.device("meta")       # wherever it is asked to run
+    assert model_device(nn.BatchNorm1d(2, affine=False)) == CPU        # buffers only
     with pytest.raises(ValueError, match=r"weights are on cpu, not on meta.*model.to\('meta'\)"):
         run_device(net, "meta")
     assert net.weight.device == CPU

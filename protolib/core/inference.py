@@ -23,12 +23,15 @@ from tqdm.auto import tqdm
 from protolib.core import config
 
 
+def _first_tensor(model: nn.Module) -> torch.Tensor | None:
+    first = next(model.parameters(), None)
+    return next(model.buffers(), None) if first is None else first
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s weights are: its first parameter's (or buffer's) device; the CPU for a
     model that holds neither."""
-    first = next(model.parameters(), None)
-    if first is None:
-        first = next(model.buffers(), None)
+    first = _first_tensor(model)
     return torch.device("cpu") if first is None else first.device
 
 
@@ -41,11 +44,14 @@ def _same(a: torch.device, b: torch.device) -> bool:
 
 def run_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
     """The device to run ``model`` on: where its weights are. ``device``, when given, must be that
-    device: protolib does not move a caller's model (``model.to(device)`` first).
+    device: protolib does not move a caller's model (``model.to(device)`` first). A model without
+    weights runs anywhere: on ``device``, else the CPU.
 
-    >>> run_device(nn.Linear(2, 2)), run_device(nn.Linear(2, 2), "cpu")
-    (device(type='cpu'), device(type='cpu'))
+    >>> run_device(nn.Linear(2, 2)), run_device(nn.Linear(2, 2), "cpu"), run_device(nn.Identity(), "meta")
+    (device(type='cpu'), device(type='cpu'), device(type='meta'))
     """
+    if _first_tensor(model) is None:
+        return torch.device("cpu" if device is None else device)
     here = model_device(model)
     if device is not None and not _same(torch.device(device), here):
         raise ValueError(f"the model's weights are on {here}, not on {torch.device(device)}: protolib runs a "
