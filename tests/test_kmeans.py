@@ -15,7 +15,7 @@ from protolib.method.explain.kmeans import (
     kmeans,
     ward_merge,
 )
-from protolib.method.explain.kmeans_ops import GEMM_COLUMNS, add_rows, padded_columns
+from protolib.method.explain.kmeans_ops import GEMM_COLUMNS, add_rows, padded_columns, thin_columns
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +201,16 @@ def test_padded_columns_adds_zero_columns_up_to_a_register_width():
     assert padded_columns(exact) is exact  # already a multiple: untouched
     x = torch.randn(50, 7)
     torch.testing.assert_close((x @ wide)[:, :11], x @ w)
+
+
+def test_thin_columns_pads_a_lloyd_steps_gemm_only_where_it_pays():
+    for m, wide in ((10, 16), (25, 32), (4, 4), (20, 20), (40, 40)):
+        w, bias = torch.randn(7, m), torch.randn(m)
+        w2, b2 = thin_columns(w, bias)
+        assert w2.shape == (7, wide) and b2.shape == (wide,)
+        assert torch.equal(w2[:, :m], w) and torch.equal(b2[:m], bias) and not w2[:, m:].any() and not b2[m:].any()
+        if wide == m:
+            assert w2 is w and b2 is bias
 
 
 def test_add_rows_sums_each_labels_rows_in_float64():

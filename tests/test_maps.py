@@ -7,6 +7,7 @@ import torch
 import torchvision
 from tiny_nets import GAP_CNN_STAGES, A, B, C, D, NoiseImages, TinyImages, TinyNet, gap_cnn, paint
 
+from protolib.core import store
 from protolib.core.hooks import block_outputs
 from protolib.method.explain import blocks, maps, maps_multi
 
@@ -194,7 +195,7 @@ def test_load_or_fit_caches_the_fitted_state(tmp_path):
     _, cached_changed = load_or_fit({"B4": maps.ExplanationMaps(changed, "B4", k_per_class=1, progress=False)},
                                     ds, "tiny.pt", cache_dir=tmp_path)
     assert not cached_changed
-    from protolib.core import store                              # the data's fingerprint, given or computed
+    # the data's fingerprint, given or computed
     _, given_same = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path, content=store.fingerprint(ds))
     _, given_other = load_or_fit(make(), ds, "tiny.pt", cache_dir=tmp_path, content="0123456789abcdef")
     assert given_same and not given_other

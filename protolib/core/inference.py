@@ -50,9 +50,10 @@ def run_device(model: nn.Module, device: str | torch.device | None = None) -> to
     >>> run_device(nn.Linear(2, 2)), run_device(nn.Linear(2, 2), "cpu"), run_device(nn.Identity(), "meta")
     (device(type='cpu'), device(type='cpu'), device(type='meta'))
     """
-    if _first_tensor(model) is None:
+    first = _first_tensor(model)
+    if first is None:
         return torch.device("cpu" if device is None else device)
-    here = model_device(model)
+    here = first.device
     if device is not None and not _same(torch.device(device), here):
         raise ValueError(f"the model's weights are on {here}, not on {torch.device(device)}: protolib runs a "
                          f"model where it is; move it first (model.to({str(device)!r})) or leave device out")

@@ -250,11 +250,13 @@ def evaluate(model: ProtoPNet, dataset: Dataset, batch_size: int = 100, device=N
     recipe = recipe or ProtoPNetRecipe()
     device = run_device(model, device)
     sums, n, correct = {}, 0, 0
-    for x, y in tqdm(config.make_loader(dataset, batch_size, device), desc="evaluate", disable=not progress, leave=False):
-        x, y = x.to(device), y.to(device)
-        with _autocast(device, recipe.amp), evaluating(model):
-            out = model(x)
-        for k, v in protopnet_loss(out, y, model, recipe.coefs).as_floats().items():
-            sums[k] = sums.get(k, 0.0) + v * len(y)
-        n, correct = n + len(y), correct + int((out.logits.argmax(1) == y).sum())
+    loader = config.make_loader(dataset, batch_size, device)
+    with evaluating(model):
+        for x, y in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
+            x, y = x.to(device), y.to(device)
+            with _autocast(device, recipe.amp):
+                out = model(x)
+            for k, v in protopnet_loss(out, y, model, recipe.coefs).as_floats().items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+            n, correct = n + len(y), correct + int((out.logits.argmax(1) == y).sum())
     return Evaluation(correct / n, {k: v / n for k, v in sums.items()}, n, correct)

@@ -55,6 +55,8 @@ PASS_ROWS = 2048  # rows per chunk of a full pass (7 MiB at 896 dims): it stays 
 CHUNK_ELEMENTS = 1 << 24  # default size of a (rows, k) distance block: 64 MiB in float32
 STEP_ROWS = 16384  # rows per fused assignment + centre-sum chunk of a Lloyd step (measured fastest on CPU)
 FINE_ITER = 5  # Lloyd steps of the sample's 2k-centre fit: a fine partition to merge (same end as 300, measured)
+
+
 def chunk_rows(k: int, chunk_size: int | None) -> int:
     """Rows per chunk: ``chunk_size`` when given, else as many as keep a (rows, k) block at CHUNK_ELEMENTS."""
     if chunk_size is not None:
@@ -84,9 +86,8 @@ def _nearest(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, x_sq: torch.T
     GEMM's columns are padded where that pays (:func:`.kmeans_ops.thin_columns`); the padding's
     products are never read.
     """
-    k, ct = len(c), thin_columns(c.T)
-    bias = c_sq if ct.shape[1] == k else torch.cat([c_sq, c_sq.new_zeros(ct.shape[1] - k)])
-    best, labels = torch.addmm(bias, x, ct, alpha=-2.0)[:, :k].min(1)
+    ct, bias = thin_columns(c.T, c_sq)
+    best, labels = torch.addmm(bias, x, ct, alpha=-2.0)[:, :len(c)].min(1)
     x_sq = sq_norms(x) if x_sq is None else x_sq
     return best.add_(x_sq).clamp_min_(0.0), labels
 
