@@ -39,7 +39,7 @@ baselines/       the baseline
 evaluation/      are the explanations right? [faithfulness, sanity, localisation, baselines,
                  methods, evaluate, road, consistency, toy, stats, verdict]
 viz/             figures: prototypes in embedding space (the package itself) [maps, widgets,
-                 protopnet, layout]
+                 protopnet, layout, umap_kernels]
 reproduce/       the paper's numbers, the protocol, records and their check, figures, the CLI
                  (``python -m protolib.reproduce``) [paper, keys, steps, records, protocol, tables,
                  check, departures, table2_maps, figures, cli]

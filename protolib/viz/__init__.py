@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from protolib.core.convert import to_numpy
-from protolib.core.extras import require
 from protolib.method.metrics import rescale_to_class_norm
 from .layout import NORMAL, SMALL, TEXT_WIDTH
+from .umap_kernels import load_umap
 
 
 def subsample_per_class(y, max_per_class: int | None, classes, seed: int = 0) -> np.ndarray:
@@ -65,7 +65,7 @@ def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex
     y_train; ``max_points_per_class`` subsamples each split (seeded by ``random_state``) to
     bound the UMAP's cost. The c_j are rescaled with the mean norm of the class's *training* z.
     """
-    umap = require("umap", "the prototype UMAP")  # here: numba compiles it on first use (tens of seconds)
+    umap = load_umap("the prototype UMAP")  # numba compiles its kernels once per machine (umap_kernels)
 
     y_train, y_test, kmex_labels = to_numpy(y_train), to_numpy(y_test), to_numpy(kmex_labels)
     classes = np.unique(y_train) if classes is None else np.asarray(classes)
