@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -71,20 +72,25 @@ def test_prototype_umap_is_seeded_and_places_prototypes():
         assert np.argmin(d) == c
 
 
+def _smooth_knn_dist_run() -> dict:
+    """Run one umap kernel through load_umap: its cache counts and its output."""
+    import numpy as np
+
+    from protolib.viz.umap_kernels import load_umap
+
+    umap = load_umap()
+    d = np.sort(np.random.default_rng(0).random((50, 5)).astype(np.float32), axis=1)
+    sigma, _ = umap.umap_.smooth_knn_dist(d, 5.0)
+    s = umap.umap_.smooth_knn_dist.stats
+    return {"hits": sum(s.cache_hits.values()), "misses": sum(s.cache_misses.values()), "sigma": sigma.tolist()}
+
+
 def test_umap_kernels_compiled_once_are_loaded_by_the_next_process():
     """load_umap turns on numba's disk cache: a new process loads the kernel that this one compiled (or
     loaded, when an earlier process of this environment compiled it), and computes the same numbers."""
-    script = (
-        "import json, numpy as np\n"
-        "from protolib.viz.umap_kernels import load_umap\n"
-        "umap = load_umap()\n"
-        "d = np.sort(np.random.default_rng(0).random((50, 5)).astype(np.float32), axis=1)\n"
-        "sigma, rho = umap.umap_.smooth_knn_dist(d, 5.0)\n"
-        "s = umap.umap_.smooth_knn_dist.stats\n"
-        "print(json.dumps({'hits': sum(s.cache_hits.values()), 'misses': sum(s.cache_misses.values()),"
-        " 'sigma': sigma.tolist()}))\n")
-    exec(script.replace("print(", "here = ("), namespace := {})   # this process: compiles, or loads
-    here = json.loads(namespace["here"])
+    here = _smooth_knn_dist_run()
+    script = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_viz; " \
+             "print(json.dumps(test_viz._smooth_knn_dist_run()))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     there = json.loads(out.stdout.strip().splitlines()[-1])
     assert here["hits"] + here["misses"] >= 1          # this process compiled or loaded it, with the cache on
