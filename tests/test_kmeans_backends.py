@@ -1,5 +1,8 @@
 """The k-means backends (exact, faiss, streaming, Dask) against scikit-learn and against each other."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ from tiny_nets import TinyImages, TinyNet
 
 from protolib.method.explain import maps, maps_cache
 from protolib.method.explain.kmeans import kmeans
-from protolib.method.explain.kmeans_backends import BACKENDS, cluster, streaming_kmeans
+from protolib.method.explain.kmeans_backends import BACKENDS, _read_ahead, cluster, streaming_kmeans
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +90,61 @@ def test_streaming_reads_the_stream_batch_by_batch_within_tolerance_of_exact():
         streaming_kmeans(lambda: iter(()), 2)
     with pytest.raises(ValueError, match="batch 0"):
         streaming_kmeans(lambda: iter([torch.zeros(3, 2, dtype=torch.long)]), 2)
+
+
+def test_read_ahead_gives_every_item_in_order_raises_the_readers_error_and_stops_when_closed():
+    pulled = []
+
+    def items(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise OSError(f"disk gone at item {i}")
+            pulled.append(i)
+            yield i
+
+    assert list(_read_ahead(items(50))) == list(range(50))
+    failing = _read_ahead(items(10, fail_at=3))
+    assert [next(failing) for _ in range(3)] == [0, 1, 2]   # the items before the failure,
+    with pytest.raises(OSError, match="item 3"):             # then the reader's own error
+        next(failing)
+    pulled.clear()
+    ahead = _read_ahead(items(1000))
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()   # the reader stops: at most the item after the caller's was read
+    assert len(pulled) <= 4
+    finished, lead = [0], []
+
+    def watched():  # how far the reader is ahead of the caller when it reads item i
+        for i in range(30):
+            lead.append(i - finished[0])
+            yield i
+
+    for i in _read_ahead(watched()):
+        time.sleep(0.001)
+        finished[0] = i + 1
+    assert max(lead) == 1   # two items alive: the caller's and the next one
+    assert not any(t.name == "protolib-stream-read-ahead" for t in threading.enumerate())
+
+
+def test_the_default_stream_fit_reads_the_stream_once_ahead_of_the_pass():
+    """The head's batches start the inertia pass (one read of the stream), each read by the reader thread;
+    with a Lloyd pass, that pass goes on from the head and the inertia pass reads the stream again."""
+    reads, x = [], torch.from_numpy(np.random.default_rng(3).normal(size=(4000, 6)).astype(np.float32))
+
+    def batches():
+        for i, b in enumerate(x.split(500)):
+            reads.append((i, threading.current_thread() is threading.main_thread()))
+            yield b
+
+    once = streaming_kmeans(batches, 3, seed=0, init_size=1000)
+    assert reads == [(i, False) for i in range(8)]
+    dist = ((x[:, None] - once.centers[None]) ** 2).sum(-1).min(1).values
+    assert once.inertia == pytest.approx(dist.double().sum().item(), rel=1e-5)
+    reads.clear()
+    refined = streaming_kmeans(batches, 3, seed=0, init_size=1000, refine=1)
+    assert reads == [(i, False) for i in range(8)] * 2
+    lloyd = kmeans(x, 3, init=once.centers, max_iter=1)   # one Lloyd step from the head's centres
+    torch.testing.assert_close(refined.centers, lloyd.centers, rtol=0, atol=1e-5)
 
 
 def test_bad_backend_and_options_are_refused():

@@ -128,8 +128,10 @@ class ClassFitting:
                 start += len(x)
 
         gen = torch.Generator().manual_seed(_seed(self.random_state, c))
+        # the forward passes stay in this thread (the model's hooks are not shared with a reader thread)
         res = streaming_kmeans(lambda: (x for _, x in batches()), self.k_per_class, n_init=self.n_init,
-                               max_iter=self.max_iter, tol=self.tol, seed=gen, chunk_size=self.chunk_size)
+                               max_iter=self.max_iter, tol=self.tol, seed=gen, chunk_size=self.chunk_size,
+                               read_ahead=False)
         best = torch.full((self.k_per_class,), float("inf"))
         where = torch.zeros(self.k_per_class, 3, dtype=torch.long)
         n = 0
