@@ -147,6 +147,18 @@ def test_the_default_stream_fit_reads_the_stream_once_ahead_of_the_pass():
     torch.testing.assert_close(refined.centers, lloyd.centers, rtol=0, atol=1e-5)
 
 
+def test_an_error_after_the_head_stops_the_reader_at_once():
+    """The stream is open when the head turns out too small: its reader thread stops with the error, not
+    when the traceback that holds the stream (a notebook keeps the last one) is let go."""
+    def batches():
+        yield from torch.randn(5000, 4).split(2)
+
+    with pytest.raises(ValueError, match="k=3 clusters need at least k points") as failure:
+        streaming_kmeans(batches, 3, seed=0, init_size=2)
+    assert failure.traceback   # still held here, with the function's frame
+    assert not any(t.name == "protolib-stream-read-ahead" for t in threading.enumerate())
+
+
 def test_bad_backend_and_options_are_refused():
     x = torch.zeros(10, 2)
     with pytest.raises(ValueError, match="unknown k-means backend 'gpu'"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from typing import Callable, Iterable
 
 import numpy as np
@@ -157,8 +157,9 @@ def _read_ahead(items: Iterable):
 
 @contextmanager
 def _a_core_for_the_reader(reading: bool):
-    """Torch's threads less one (at least one) while a reader thread reads ahead: on 2 cores, a pass of
-    the 1M-row file took 3.9 s so against 4.7 s with both threads computing beside the reader."""
+    """Torch's threads less one (at least one) while a reader thread reads ahead: on our 2 cores the
+    1M-row file of ``benchmarks/kmeans_backends.py`` took 3.8-4.0 s so, 4.6-4.8 s with both threads
+    computing beside the reader (about as long as reading the file alone)."""
     before = torch.get_num_threads()
     if reading and before > 1:
         torch.set_num_threads(before - 1)
@@ -264,35 +265,39 @@ def streaming_kmeans(batches: Callable[[], Iterable[torch.Tensor]], k: int, n_in
     tensor in memory has nothing to read). Works on the device of the first batch; distances from the
     head's mean (as :func:`protolib.method.explain.kmeans.kmeans` on many points).
     """
-    stream = _checked(batches, "k-means head and first pass", progress, ahead=read_ahead)
-    sample, read = _head(stream, init_size)
-    first = _head_then_rest(read, stream)  # the first pass goes on with the same read
-    if init is None and len(sample) < k:
-        raise ValueError(f"k={k} clusters need at least k points in the first init_size={init_size} rows")
-    device, shift = sample.device, sample.mean(0, keepdim=True)
-    centers = init.to(sample).clone() if init is not None else _head_fit(sample, k, init_runs or n_init, max_iter,
-                                                                          tol, seed, chunk_size)
-    if max_epochs > 0:  # the mini-batch epochs' stopping rule
-        abs_tol = tol * mean_variance(sample - shift, sq_norms(sample - shift), torch.zeros_like(shift[0]))
-    del sample
+    with ExitStack() as opened:  # every pass's stream is closed on the way out: after an error, its reader stops now
+        def open_pass(desc):
+            return opened.enter_context(closing(_checked(batches, desc, progress, ahead=read_ahead)))
 
-    def prepared(desc):
-        nonlocal first
-        source, first = first or _checked(batches, desc, progress, ahead=read_ahead), None
-        return (b.to(device=device, dtype=torch.float32) for b in source)
+        stream = open_pass("k-means head and first pass")
+        sample, read = _head(stream, init_size)
+        first = _head_then_rest(read, stream)  # the first pass goes on with the same read
+        if init is None and len(sample) < k:
+            raise ValueError(f"k={k} clusters need at least k points in the first init_size={init_size} rows")
+        device, shift = sample.device, sample.mean(0, keepdim=True)
+        centers = init.to(sample).clone() if init is not None else _head_fit(sample, k, init_runs or n_init, max_iter,
+                                                                              tol, seed, chunk_size)
+        if max_epochs > 0:  # the mini-batch epochs' stopping rule
+            abs_tol = tol * mean_variance(sample - shift, sq_norms(sample - shift), torch.zeros_like(shift[0]))
+        del sample
 
-    counts, epoch = torch.zeros(k, dtype=torch.float64, device=device), 0
-    with _a_core_for_the_reader(read_ahead and device.type == "cpu"):
-        for epoch in range(1, max_epochs + 1):
-            before = centers.clone()
-            _minibatch_epoch(prepared(f"mini-batch epoch {epoch}"), centers, counts, shift, chunk_size)
-            if ((centers - before).double() ** 2).sum().item() <= abs_tol:
-                break
-        for r in range(refine):
-            _, sums, n = _stream_pass(prepared(f"Lloyd pass {r + 1}"), centers, shift, chunk_size, sums=True)
-            hit = n > 0
-            centers[hit] = (sums[hit] / n[hit].unsqueeze(1)).float()
-        inertia = _stream_pass(prepared("inertia pass"), centers, shift, chunk_size, sums=False)[0]
+        def prepared(desc):
+            nonlocal first
+            source, first = first or open_pass(desc), None
+            return (b.to(device=device, dtype=torch.float32) for b in source)
+
+        counts, epoch = torch.zeros(k, dtype=torch.float64, device=device), 0
+        with _a_core_for_the_reader(read_ahead and device.type == "cpu"):
+            for epoch in range(1, max_epochs + 1):
+                before = centers.clone()
+                _minibatch_epoch(prepared(f"mini-batch epoch {epoch}"), centers, counts, shift, chunk_size)
+                if ((centers - before).double() ** 2).sum().item() <= abs_tol:
+                    break
+            for r in range(refine):
+                _, sums, n = _stream_pass(prepared(f"Lloyd pass {r + 1}"), centers, shift, chunk_size, sums=True)
+                hit = n > 0
+                centers[hit] = (sums[hit] / n[hit].unsqueeze(1)).float()
+            inertia = _stream_pass(prepared("inertia pass"), centers, shift, chunk_size, sums=False)[0]
     return KMeansResult(centers, None, inertia, epoch + refine)
 
 
