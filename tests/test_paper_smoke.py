@@ -5,8 +5,8 @@ written to a temporary data root, with a local ResNet34 weights file (random wei
 torchvision's format, so declared unofficial). The CUB folder holds 20 classes (the sparrows and
 the woodpecker of the figures among them) and the test registers CUB with 20 classes for its
 duration: every step runs the same code at 224 px as with 200, a tenth of the forward passes
-(with 200 classes the CUB steps alone took 158 of the engine's 169 s). ``PROTOLIB_EPOCHS=1`` cuts every
-training to one epoch without editing the profile. Then the reproduction engine runs the paper's
+(with 200 classes the CUB steps alone took 158 of the engine's 169 s). ``PROTOLIB_EPOCHS=1`` cuts
+every training to one epoch without editing the profile. Then the reproduction engine runs the paper's
 protocol on the three datasets (the CNN, KMEx with K/C = 1 and 5, B4 / B234 explanation maps
 with 5/5/10 prototypes per class, ProtoPNet's four stages), writes Tables 1 and 2, and the
 library draws Figures 2 and 1 on the CUB sparrows and woodpecker. The numbers mean nothing
