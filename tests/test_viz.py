@@ -74,8 +74,6 @@ def test_prototype_umap_is_seeded_and_places_prototypes():
 
 def _smooth_knn_dist_run() -> dict:
     """Run one umap kernel through load_umap: its cache counts and its output."""
-    import numpy as np
-
     from protolib.viz.umap_kernels import load_umap
 
     umap = load_umap()
