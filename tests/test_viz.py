@@ -18,7 +18,9 @@ import torch
 from protolib.core import data
 from protolib.method.kmex import KMExClassifier, inspect_prototypes
 from protolib.viz import (
+    SMALL_DATA,
     PrototypeUMAP,
+    euclidean_distances,
     plot_prototype_umap,
     prototype_gallery,
     prototype_umap,
@@ -70,6 +72,34 @@ def test_prototype_umap_is_seeded_and_places_prototypes():
     for xy, c in zip(a.kmex_xy, a.kmex_labels):
         d = [np.linalg.norm(a.train_xy[a.y_train == k] - xy, axis=1).min() for k in range(3)]
         assert np.argmin(d) == c
+
+
+def test_euclidean_distances_match_scipy_with_exact_zeros_on_the_diagonal():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    a, b = 10 + rng.normal(size=(50, 32)).astype(np.float32), rng.normal(size=(7, 32)).astype(np.float32)
+    np.testing.assert_allclose(euclidean_distances(a), cdist(a.astype(float), a.astype(float)), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(euclidean_distances(b, a), cdist(b.astype(float), a.astype(float)), rtol=1e-10)
+    assert (np.diag(euclidean_distances(a)) == 0).all() and euclidean_distances(b, a).dtype == np.float64
+
+
+@pytest.mark.slow
+def test_prototype_umap_builds_the_graph_umap_builds_from_the_points():
+    """Below SMALL_DATA points the UMAP gets the distances precomputed: the same neighbour graph, in
+    the same fuzzy memberships (to float32 rounding), as umap's own Euclidean path on the points."""
+    from protolib.viz.umap_kernels import load_umap
+
+    g = torch.Generator().manual_seed(1)
+    z = (4 * torch.randn(4, 16, generator=g)).repeat_interleave(50, 0) + torch.randn(200, 16, generator=g)
+    y = torch.arange(4).repeat_interleave(50)
+    clf = KMExClassifier(1, n_init=1, random_state=0).fit(z.numpy(), y.numpy())
+    res = prototype_umap(z, y, z[:0], y[:0], torch.eye(4, 16), clf.prototypes_, clf.prototype_labels_)
+    assert res.reducer.metric == "precomputed" and len(res.train_xy) < SMALL_DATA
+    own = load_umap().UMAP(random_state=0).fit(z.numpy())
+    mine, theirs = res.reducer.graph_.tocsr(), own.graph_.tocsr()
+    np.testing.assert_array_equal((mine != 0).toarray(), (theirs != 0).toarray())
+    np.testing.assert_allclose(mine.toarray(), theirs.toarray(), atol=1e-4)
 
 
 def _smooth_knn_dist_run() -> dict:

@@ -22,6 +22,23 @@ from .layout import NORMAL, SMALL, TEXT_WIDTH
 from .umap_kernels import load_umap
 
 
+# Below this many points umap computes every pairwise distance; it does so with its numba metric
+# called from scikit-learn's pure-Python loop (7 s for 3,000 points here). The same distances as one
+# float64 matrix product, given to umap as a precomputed metric, take milliseconds.
+SMALL_DATA = 4096
+
+
+def euclidean_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """(len(a), len(b)) Euclidean distances in float64; without ``b``, between the rows of ``a``,
+    with an exact 0 from each row to itself."""
+    a = np.asarray(a, dtype=np.float64)
+    b = a if b is None else np.asarray(b, dtype=np.float64)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * (a @ b.T)
+    if b is a:
+        np.fill_diagonal(d2, 0.0)
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
 def subsample_per_class(y, max_per_class: int | None, classes, seed: int = 0) -> np.ndarray:
     """Sorted indices of at most ``max_per_class`` samples of each class in ``classes`` (seeded)."""
     y, rng = to_numpy(y), np.random.default_rng(seed)
@@ -52,7 +69,8 @@ class PrototypeUMAP:
     cnn_scaled_xy: np.ndarray
     kmex_xy: np.ndarray
     kmex_labels: np.ndarray
-    reducer: object
+    reducer: object  # the fitted umap.UMAP; with fewer than SMALL_DATA points its metric is
+    # "precomputed": its transform takes the distances to the fitted points (euclidean_distances)
 
 
 def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex_prototypes, kmex_labels,
@@ -75,11 +93,16 @@ def prototype_umap(z_train, y_train, z_test, y_test, classifier_prototypes, kmex
     C = to_numpy(classifier_prototypes)[classes].astype(np.float64)
     scaled = to_numpy(rescale_to_class_norm(C, classes, to_numpy(z_train), y_train))
     keep = np.isin(kmex_labels, classes)
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state)
+    points = np.concatenate([z_tr, z_te])
+    new = np.concatenate([C, scaled, to_numpy(kmex_prototypes)[keep]]).astype(np.float32)
+    small = len(points) < SMALL_DATA  # umap's exact path: every distance between the points
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state,
+                        metric="precomputed" if small else "euclidean")
     with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state": wanted
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
-        xy = reducer.fit_transform(np.concatenate([z_tr, z_te]))
-        placed = reducer.transform(np.concatenate([C, scaled, to_numpy(kmex_prototypes)[keep]]).astype(np.float32))
+        warnings.filterwarnings("ignore", message=".*(precomputed metric|inverse_transform).*")
+        xy = reducer.fit_transform(euclidean_distances(points) if small else points)
+        placed = reducer.transform(euclidean_distances(new, points) if small else new)
     n, c = len(tr), len(classes)
     return PrototypeUMAP(xy[:n], y_train[tr], xy[n:], y_test[te], classes, placed[:c], placed[c:2 * c],
                          placed[2 * c:], kmex_labels[keep], reducer)
