@@ -174,4 +174,5 @@ def prototype_gallery(dataset, inspection, prototype_labels, rows, class_names=N
     return fig
 
 
-__all__ = ["PrototypeUMAP", "plot_prototype_umap", "prototype_gallery", "prototype_umap", "subsample_per_class"]
+__all__ = ["SMALL_DATA", "PrototypeUMAP", "euclidean_distances", "plot_prototype_umap", "prototype_gallery", "prototype_umap",
+           "subsample_per_class"]
