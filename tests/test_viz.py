@@ -85,9 +85,11 @@ def test_euclidean_distances_match_scipy_with_exact_zeros_on_the_diagonal():
 
 
 @pytest.mark.slow
-def test_prototype_umap_builds_the_graph_umap_builds_from_the_points():
+def test_prototype_umap_builds_the_graph_umap_builds_from_the_points(monkeypatch):
     """Below SMALL_DATA points the UMAP gets the distances precomputed: the same neighbour graph, in
-    the same fuzzy memberships (to float32 rounding), as umap's own Euclidean path on the points."""
+    the same fuzzy memberships (to float32 rounding), as umap's own Euclidean path on the points. From
+    SMALL_DATA points on, umap gets the points themselves."""
+    import protolib.viz as viz
     from protolib.viz.umap_kernels import load_umap
 
     g = torch.Generator().manual_seed(1)
@@ -100,6 +102,11 @@ def test_prototype_umap_builds_the_graph_umap_builds_from_the_points():
     mine, theirs = res.reducer.graph_.tocsr(), own.graph_.tocsr()
     np.testing.assert_array_equal((mine != 0).toarray(), (theirs != 0).toarray())
     np.testing.assert_allclose(mine.toarray(), theirs.toarray(), atol=1e-4)
+    monkeypatch.setattr(viz, "SMALL_DATA", len(z))  # as if these 200 points were many
+    large = prototype_umap(z, y, z[:0], y[:0], torch.eye(4, 16), clf.prototypes_, clf.prototype_labels_)
+    assert large.reducer.metric == "euclidean"
+    np.testing.assert_array_equal(large.reducer.graph_.toarray(), theirs.toarray())
+    np.testing.assert_array_equal(large.train_xy, own.embedding_)
 
 
 def _smooth_knn_dist_run() -> dict:
