@@ -10,7 +10,9 @@ STAMP  := $(VENV)/.installed
 # Notebooks run one at a time with every core's thread: two kernels of two threads each on two cores
 # halve the throughput of both (OpenMP threads wait on each other), and the chapters' recorded numbers
 # (protolib/reproduce/results/quick) were made with two threads, which a one-thread kernel would not reproduce
-# bit for bit. benchmarks/threads.py measures the three arrangements. A cell may run 10 minutes (the
+# bit for bit. benchmarks/threads.py measures the arrangements. Sleeping idle threads (OMP_WAIT_POLICY=PASSIVE)
+# do not rescue two kernels at once here: every chapter, cold, two at a time (-n 2), took 701 s against
+# 602 s one at a time (CI), as two trainings fight over the cores. A cell may run 10 minutes (the
 # longest takes about 3 cold), so a kernel that stops answering fails its chapter instead of the run;
 # --durations prints each chapter's time.
 UNIT_WORKERS ?= 2
@@ -45,9 +47,11 @@ test-notebooks: setup
 
 # A reader's path: the wheel in a fresh environment outside the checkout (made by uv from the package
 # index), chapters 1 (core install) and 7 ([book] extras) each alone in an empty folder
-# (tests/reader). After test-notebooks, whose cache of trained backbones it shares.
+# (tests/reader). After test-notebooks, whose cache of trained backbones it shares, so that neither
+# chapter trains: the two run at once (two workers), their idle threads sleeping (OMP_WAIT_POLICY=PASSIVE,
+# set by the test), 76 s instead of 128 s on 2 cores. -rP prints each step's time.
 test-reader: setup
-	$(BIN)/python -m pytest -m reader -s tests/reader
+	$(BIN)/python -m pytest -n 2 -rP -m reader tests/reader
 
 test: test-format test-unit test-notebooks test-reader
 

@@ -1,11 +1,14 @@
 """How to share the CPU cores between parallel jobs: training throughput of the quick backbone.
 
-Three arrangements on a machine with N cores: one process with N threads; two processes with N
-threads each (what two pytest-xdist workers or two notebook kernels get by default); two processes
-with N/2 threads each. Each process trains ResNet18 at 32 px on random tensors; the script prints
-the images per second of every process and the total, with the ratio to the single process
-measured in the same run. This is what the Makefile's choices (parallel unit tests with one thread
-per worker, notebooks one at a time) rest on.
+Four arrangements on a machine with N cores: one process with N threads; two processes with N
+threads each (what two pytest-xdist workers or two notebook kernels get by default), first with
+OpenMP's default waiting (threads spin at every barrier), then with ``OMP_WAIT_POLICY=PASSIVE``
+(they sleep); two processes with N/2 threads each. Each process trains ResNet18 at 32 px on random
+tensors; the script prints the images per second of every process and the total, with the ratio to
+the single process measured in the same run. This is what the Makefile's choices (parallel unit
+tests with one thread per worker, the reader's two chapters at once with passive waiting, the
+book's chapters one at a time) rest on. The wait policy changes how idle threads wait, never what
+they compute: the thread count, which does change the rounding, stays N.
 
     .venv/bin/python benchmarks/threads.py [--steps 8] [--batch 128]
 """
@@ -39,10 +42,12 @@ print(steps * batch / (time.perf_counter() - start))
 """
 
 
-def run(jobs: int, threads: int, steps: int, batch: int) -> list[float]:
-    """Start ``jobs`` processes at once, each with ``threads`` torch threads; their images/s."""
+def run(jobs: int, threads: int, steps: int, batch: int, passive: bool = False) -> list[float]:
+    """Start ``jobs`` processes at once, each with ``threads`` torch threads (idle threads sleeping
+    if ``passive``); their images/s."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"} if passive else None
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(threads), str(steps), str(batch)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(jobs)]
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(jobs)]
     return [float(p.communicate()[0]) for p in procs]
 
 
@@ -55,13 +60,14 @@ def main() -> None:
     half = max(1, cores // 2)
     print(f"{cores} cores; ResNet18, 32 px, batch {args.batch}, {args.steps} timed SGD steps per process")
     base = None
-    for jobs, threads in ((1, cores), (2, cores), (2, half)):
+    for jobs, threads, passive in ((1, cores, False), (2, cores, False), (2, cores, True), (2, half, False)):
         start = time.perf_counter()
-        rates = run(jobs, threads, args.steps, args.batch)
+        rates = run(jobs, threads, args.steps, args.batch, passive)
         total = sum(rates)
         base = base or total
         each = ", ".join(f"{r:.0f}" for r in rates)
-        print(f"{jobs} process(es) x {threads} thread(s): {each} images/s each, total {total:.0f} "
+        waiting = ", passive waiting" if passive else ""
+        print(f"{jobs} process(es) x {threads} thread(s){waiting}: {each} images/s each, total {total:.0f} "
               f"({total / base:.2f}x one process), {time.perf_counter() - start:.0f} s")
 
 

@@ -71,6 +71,11 @@ def _reader_env(venv: Path, data: Path) -> dict:
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env["PROTOLIB_DATA"] = str(data)
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        # Two chapters' kernels share the cores (make test-reader runs both tests at once), each with the
+        # default thread count (which the chapters' numbers depend on): idle OpenMP threads sleep instead
+        # of spinning, or each kernel's threads wait on the other's (benchmarks/threads.py).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
