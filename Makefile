@@ -12,7 +12,9 @@ STAMP  := $(VENV)/.installed
 # (protolib/reproduce/results/quick) were made with two threads, which a one-thread kernel would not reproduce
 # bit for bit. benchmarks/threads.py measures the arrangements. Sleeping idle threads (OMP_WAIT_POLICY=PASSIVE)
 # do not rescue two kernels at once here: every chapter, cold, two at a time (-n 2), took 701 s against
-# 602 s one at a time (CI), as two trainings fight over the cores. A cell may run 10 minutes (the
+# 626 s one at a time on the same machine, as two trainings fight over the cores; and once chapters 1, 3, 6 and 7 had
+# trained everything, the other six took 161 s two at a time against 181 s one at a time, not worth
+# a second schedule to keep in step with the chapters. A cell may run 10 minutes (the
 # longest takes about 3 cold), so a kernel that stops answering fails its chapter instead of the run;
 # --durations prints each chapter's time.
 UNIT_WORKERS ?= 2
@@ -49,7 +51,7 @@ test-notebooks: setup
 # index), chapters 1 (core install) and 7 ([book] extras) each alone in an empty folder
 # (tests/reader). After test-notebooks, whose cache of trained backbones it shares, so that neither
 # chapter trains: the two run at once (two workers), their idle threads sleeping (OMP_WAIT_POLICY=PASSIVE,
-# set by the test), 76 s instead of 128 s on 2 cores. -rP prints each step's time.
+# set by the test): 76 to 81 s instead of 128 s on 2 cores. -rP prints each step's time.
 test-reader: setup
 	$(BIN)/python -m pytest -n 2 -rP -m reader tests/reader
 

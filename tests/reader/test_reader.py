@@ -12,7 +12,8 @@ the backbones that the main run trained instead of training them again: the cach
 the path being proven, the install and the lone notebook are. The data is not shared: as on a
 fresh Colab, ``PROTOLIB_DATA`` is an empty folder, so MNIST's files are absent and each chapter
 runs on the datasets that need no download (scikit-learn's digits, the synthetic birds). Run with
-``make test-reader`` (part of ``make test``).
+``make test-reader`` (part of ``make test``), which runs the two chapters at once, each in a
+pytest-xdist worker of its own.
 """
 
 from __future__ import annotations
