@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from protolib.core.convert import to_numpy
+from protolib.method.kmex import squared_distances
 from protolib.method.metrics import rescale_to_class_norm
 from .layout import NORMAL, SMALL, TEXT_WIDTH
 from .umap_kernels import load_umap
@@ -29,14 +30,12 @@ SMALL_DATA = 4096
 
 
 def euclidean_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """(len(a), len(b)) Euclidean distances in float64; without ``b``, between the rows of ``a``,
-    with an exact 0 from each row to itself."""
-    a = np.asarray(a, dtype=np.float64)
-    b = a if b is None else np.asarray(b, dtype=np.float64)
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * (a @ b.T)
-    if b is a:
+    """(len(a), len(b)) Euclidean distances in float64 (KMEx's squared distances, rooted); without
+    ``b``, between the rows of ``a``, with an exact 0 from each row to itself."""
+    d2 = squared_distances(a, a if b is None else b)
+    if b is None:
         np.fill_diagonal(d2, 0.0)
-    return np.sqrt(np.maximum(d2, 0.0))
+    return np.sqrt(d2)
 
 
 def subsample_per_class(y, max_per_class: int | None, classes, seed: int = 0) -> np.ndarray:
